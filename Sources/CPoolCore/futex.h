@@ -1,0 +1,42 @@
+/* Cross-process futex waiting and the adaptive wait policy (spin -> yield -> sleep). */
+#ifndef CPOOL_FUTEX_H
+#define CPOOL_FUTEX_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Sleeps while *word == expected, at most timeout_ns (0 = no limit). Shared (not
+ * FUTEX_PRIVATE) because the word lives in memory mapped by several processes.
+ * Returns 0 when woken or the value differed, -ETIMEDOUT, or -EINTR. */
+int cpool__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);
+
+/* Wakes every process sleeping on word. */
+void cpool__futex_wake_all(_Atomic uint32_t *word);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t cpool__now_ns(void);
+
+/* The adaptive wait. A waiter calls cpool__backoff each time its condition is still
+ * false. It returns 1 while the caller should look again (after a pause or a yield),
+ * and 0 once the spin and yield windows are over and the caller should sleep on a
+ * futex. Spin first: a round trip through shared memory costs ~0.1 us when both sides
+ * spin, a futex wake-up ~25-50 us on these VMs. Yield next: pure spinning collapsed
+ * 100x when processes outnumbered cores, spin-then-yield did not. */
+typedef struct cpool__backoff {
+    uint64_t started_ns;
+    uint32_t rounds;
+    uint32_t yielding;
+} cpool__backoff_t;
+
+void cpool__backoff_start(cpool__backoff_t *b);
+int cpool__backoff(cpool__backoff_t *b, uint64_t spin_ns);
+
+static inline void cpool__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#endif

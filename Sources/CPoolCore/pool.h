@@ -1,0 +1,140 @@
+/* The pool's parent-side state, shared by pool.c (lifetime), job.c (submitting and
+ * completing work), supervisor.c (workers' births and deaths) and worker.c. */
+#ifndef CPOOL_POOL_H
+#define CPOOL_POOL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "arena.h"
+#include "cpool.h"
+#include "region.h"
+#include "registry.h"
+
+enum { CPOOL_OPEN = 0, CPOOL_CLOSED = 1, CPOOL_TERMINATED = 2 };
+
+/* Why the parent killed a worker; the task it was running is reported accordingly. */
+enum { CPOOL_KILL_NONE = 0, CPOOL_KILL_TIMEOUT = 1, CPOOL_KILL_CANCEL = 2 };
+
+/* Exit status a worker uses when its init hook failed. */
+#define CPOOL_EXIT_INIT_FAILED 113
+/* Consecutive init failures (no worker initialised in between) that break the pool. */
+#define CPOOL_MAX_INIT_FAILURES 3
+
+typedef struct cpool__worker {
+    pid_t pid;          /* 0 when no process runs in this slot */
+    int pidfd;          /* -1 when none */
+    int respawn;        /* a replacement is due */
+    uint32_t inflight;  /* chunks queued on this slot's ring and not yet ended */
+    int kill_reason;    /* CPOOL_KILL_* */
+    uint64_t kill_seq, kill_item; /* what it was running when killed */
+    /* timeout watch: the (task, item) last seen running and when it was first seen */
+    uint64_t seen_seq, seen_item, seen_ns;
+    int seen_valid;
+    uint64_t items_before;      /* items done by earlier processes of this slot */
+    uint64_t restarts, crashes, timeouts;
+} cpool__worker_t;
+
+typedef struct cpool__chunk {
+    int in_use;
+    uint32_t worker;
+    size_t first_item;  /* index in the job of the chunk's first item */
+    uint32_t count;
+    uint32_t reported;  /* items [0, reported) have ended (completions come in order) */
+    uint64_t in_off, out_off;       /* arena extents owned by the chunk, or UINT64_MAX */
+    uint64_t task_in_off, task_out_off; /* where the task reads and writes its item 0 */
+} cpool__chunk_t;
+
+struct cpool_job {
+    cpool_pool_t *pool;
+    uint32_t slot, gen;
+    uint32_t fn;
+    const cpool__fn_local_t *f;
+    size_t in_item_bytes, out_item_bytes;   /* what one item needs in the arena */
+    const unsigned char *in;
+    unsigned char *out;
+    size_t in_stride, out_stride, count, chunk_items;
+    int in_shared, out_shared;              /* caller buffers inside the arena */
+    unsigned char *owned_args;              /* submit's private copy of the arguments */
+    cpool_status_t *statuses;               /* per item, or NULL */
+    cpool_status_t single;                  /* a single task's status */
+    uint64_t timeout_ns;
+    size_t next_item;        /* first item not dispatched yet */
+    size_t ended_items;
+    size_t failed_items;
+    size_t first_failed;     /* lowest failed index, SIZE_MAX if none */
+    int first_failed_code;
+    int cancelled;
+    _Atomic int ended;
+    int queued;                     /* on the pool's list of jobs waiting to dispatch */
+    struct cpool_job *next_queued;
+    uint32_t window;
+    uint32_t chunks_in_flight;
+    cpool__chunk_t *chunks;
+};
+
+struct cpool_pool {
+    cpool_options_t opts;
+    uint32_t workers;
+    cpool__region_t region;
+    cpool__registry_t registry;
+    pid_t parent_pid;
+
+    /* Everything below is parent-private and guarded by lock. Workers never touch it,
+     * so a worker dying can never leave it held. */
+    pthread_mutex_t lock;
+    pthread_cond_t changed;         /* state, workers or active calls changed */
+    int state;                      /* CPOOL_OPEN, ... */
+    int broken;                     /* 0, or the code every call now fails with */
+    int init_failures;              /* consecutive */
+    int active_calls;               /* API calls in progress (see pool.c) */
+    int live_jobs;
+    cpool__arena_t arena;
+    cpool_job_t *jobs[CPOOL_MAX_JOBS];
+    uint32_t job_gen[CPOOL_MAX_JOBS];
+    uint32_t free_slots[CPOOL_MAX_JOBS];
+    uint32_t free_count;
+    cpool_job_t *queue_head, *queue_tail;
+    int custom_timeouts;            /* live jobs with their own timeout */
+    uint64_t min_custom_timeout_ns;
+    cpool__worker_t *w;             /* [workers] */
+
+    /* supervisor */
+    pthread_t supervisor;
+    int supervisor_running;
+    int event_fd;                   /* pokes the supervisor */
+    int started;                    /* first workers forked */
+    int start_error;
+};
+
+/* Locks held: none. Wakes the parent threads sleeping on results_seq. */
+void cpool__wake_waiters(cpool_pool_t *p);
+
+/* Locks held: p->lock. Drains every result ring and applies the completions, then
+ * dispatches queued work. Returns 1 when anything changed. */
+int cpool__progress(cpool_pool_t *p);
+
+/* Locks held: p->lock. Applies one completion from worker w. */
+void cpool__apply_completion(cpool_pool_t *p, uint32_t w, const cpool__completion_t *c);
+
+/* Locks held: p->lock. Ends every unfinished item of every job with code. */
+void cpool__fail_all_jobs(cpool_pool_t *p, int code);
+
+/* Locks held: p->lock. The job whose task sits at position seq of worker w's ring,
+ * with that task; NULL when the job is gone. */
+cpool_job_t *cpool__job_of_task(cpool_pool_t *p, uint32_t w, uint64_t seq, cpool__task_t *task);
+
+/* Locks held: p->lock. Ends items [first, first+count) of a job's chunk with code. */
+void cpool__end_items(cpool_pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_t first,
+                      uint32_t count, int code, int detail, uint32_t worker);
+
+/* Supervisor (supervisor.c). */
+int cpool__supervisor_start(cpool_pool_t *p);
+void cpool__supervisor_poke(cpool_pool_t *p);
+void cpool__supervisor_stop(cpool_pool_t *p);
+
+/* Worker process entry (worker.c); never returns. */
+_Noreturn void cpool__worker_main(cpool_pool_t *p, uint32_t slot);
+
+#endif

@@ -1,0 +1,216 @@
+/* The worker process: wait for a task, run it, publish its completion; repeat until
+ * told to stop or the lifespan is reached. Runs in a forked child, so it is plain
+ * synchronous code: no threads, no locks shared with the parent, no stdio. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "futex.h"
+#include "pool.h"
+#include "ring.h"
+
+/* How long a sleeping worker waits before it checks that its parent still lives.
+ * PR_SET_PDEATHSIG does the real work; this only backs it up. */
+#define PARENT_CHECK_NS 1000000000ull
+
+typedef struct worker_ctx {
+    cpool_pool_t *pool;
+    cpool__region_t *r;
+    cpool__worker_ctl_t *ctl;
+    cpool__task_t *tasks;
+    cpool__completion_t *results;
+    uint32_t slot, capacity;
+    pid_t parent;
+} worker_ctx_t;
+
+static void check_parent(const worker_ctx_t *w) {
+    if (getppid() != w->parent) _exit(0);
+}
+
+/* Reports items [first, first+count) of task t. Waits while the result ring is full:
+ * the parent drains it whenever it waits, so this is rare and short. */
+static void publish(const worker_ctx_t *w, const cpool__task_t *t, uint32_t first,
+                    uint32_t count, int code, int detail) {
+    if (count == 0) return;
+    uint64_t pos;
+    while ((pos = cpool__ring_reserve(&w->ctl->from_worker.res_head,
+                                      &w->ctl->to_worker.res_tail, w->capacity)) == UINT64_MAX) {
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+        check_parent(w);
+    }
+    cpool__completion_t *c = &w->results[cpool__ring_index(pos, w->capacity)];
+    c->job_slot = t->job_slot;
+    c->job_gen = t->job_gen;
+    c->chunk = t->chunk;
+    c->code = code;
+    c->first = first;
+    c->count = count;
+    c->detail = detail;
+    c->reserved = 0;
+    cpool__ring_publish(&w->ctl->from_worker.res_head, pos);
+    /* Dekker with the parent's sleep: our head store against its sleepers count. */
+    atomic_thread_fence(memory_order_seq_cst);
+    cpool__header_t *h = w->r->header;
+    if (atomic_load_explicit(&h->parent_sleepers, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&h->results_seq, 1, memory_order_release);
+        cpool__futex_wake_all(&h->results_seq);
+    }
+}
+
+/* Waits until the task ring holds a task (returns its position) or the worker is
+ * told to stop (returns UINT64_MAX). */
+static uint64_t next_task(const worker_ctx_t *w) {
+    cpool__worker_ctl_t *ctl = w->ctl;
+    cpool__backoff_t b;
+    int started = 0;
+    for (;;) {
+        uint64_t pos = cpool__ring_peek(&ctl->to_worker.task_head, &ctl->from_worker.task_tail);
+        uint32_t stop = atomic_load_explicit(&ctl->to_worker.stop, memory_order_acquire);
+        if (stop == 2) return UINT64_MAX;
+        if (pos != UINT64_MAX) return pos;
+        if (stop) return UINT64_MAX;
+        if (!started) {
+            cpool__backoff_start(&b);
+            started = 1;
+        }
+        if (cpool__backoff(&b, w->pool->opts.spin_ns)) continue;
+        uint32_t seq = atomic_load_explicit(&ctl->to_worker.wake_seq, memory_order_acquire);
+        atomic_store_explicit(&ctl->from_worker.sleeping, 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (cpool__ring_peek(&ctl->to_worker.task_head, &ctl->from_worker.task_tail) == UINT64_MAX &&
+            !atomic_load_explicit(&ctl->to_worker.stop, memory_order_acquire)) {
+            if (cpool__futex_wait(&ctl->to_worker.wake_seq, seq, PARENT_CHECK_NS) == -ETIMEDOUT)
+                check_parent(w);
+        }
+        atomic_store_explicit(&ctl->from_worker.sleeping, 0, memory_order_relaxed);
+        started = 0;
+    }
+}
+
+/* Bytes that items [0, count) with this stride and item size cover. */
+static int extent_ok(const cpool__region_t *r, uint64_t off, uint32_t stride, uint32_t count,
+                     uint32_t item_bytes) {
+    if (count == 0) return 1;
+    if (stride < item_bytes) return 0;
+    uint64_t span = (uint64_t)(count - 1) * stride + item_bytes;
+    return cpool__arena_contains(r, off, span);
+}
+
+/* Runs the task at position pos of the ring. The slot keeps describing what is left
+ * to run, and cur_item/phase say where in it the worker is, so that the supervisor can
+ * tell exactly which items ended if this process dies at any instruction. */
+static void run_task(const worker_ctx_t *w, uint64_t pos) {
+    cpool__worker_ctl_t *ctl = w->ctl;
+    cpool__task_t *slot = &w->tasks[cpool__ring_index(pos, w->capacity)];
+    atomic_store_explicit(&ctl->state.cur_item, 0, memory_order_relaxed);
+    atomic_store_explicit(&ctl->state.cur_seq, pos, memory_order_relaxed);
+    atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_RUNNING, memory_order_release);
+
+    cpool__task_t t = *slot;
+    int err = 0;
+    const cpool__fn_local_t *f = NULL;
+    if (atomic_load_explicit(&w->r->cancelled[t.job_slot % CPOOL_MAX_JOBS],
+                             memory_order_acquire) == t.job_gen) {
+        err = CPOOL_E_CANCELLED;
+    } else if ((f = cpool__registry_get(&w->pool->registry, t.fn, &err)) != NULL) {
+        if (!extent_ok(w->r, t.in_off, t.in_stride, t.count, f->kind == CPOOL_KIND_BYTES ? t.in_stride : f->in_bytes) ||
+            !extent_ok(w->r, t.out_off, t.out_stride, t.count, f->kind == CPOOL_KIND_BYTES ? t.out_stride : f->out_bytes))
+            err = -EFAULT;
+    }
+    if (err) {
+        atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_PUBLISHING, memory_order_release);
+        publish(w, &t, t.first, t.count, err, 0);
+        return;
+    }
+
+    while (t.count > 0) {
+        int64_t detail = 0;
+        int rc = cpool__fn_run(f, w->r->arena + t.in_off, t.in_stride, w->r->arena + t.out_off,
+                               t.out_stride, t.count, &ctl->state.cur_item, &detail);
+        if (rc == 0) {
+            atomic_store_explicit(&ctl->state.cur_item, t.count, memory_order_relaxed);
+            atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_PUBLISHING, memory_order_release);
+            publish(w, &t, t.first, t.count, 0, 0);
+            atomic_fetch_add_explicit(&ctl->state.items_done, t.count, memory_order_relaxed);
+            return;
+        }
+        /* Item k failed: report the run before it and it, then go on after it. */
+        uint32_t k = (uint32_t)atomic_load_explicit(&ctl->state.cur_item, memory_order_relaxed);
+        if (k >= t.count) k = t.count - 1; /* a batch function that misreported */
+        atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_PUBLISHING, memory_order_release);
+        publish(w, &t, t.first, k, 0, 0);
+        publish(w, &t, t.first + k, 1, rc, (int)detail);
+        atomic_fetch_add_explicit(&ctl->state.items_done, k + 1, memory_order_relaxed);
+        atomic_store_explicit(&ctl->state.cur_item, 0, memory_order_release);
+        t.first += k + 1;
+        t.count -= k + 1;
+        t.in_off += (uint64_t)(k + 1) * t.in_stride;
+        t.out_off += (uint64_t)(k + 1) * t.out_stride;
+        *slot = t;
+        atomic_thread_fence(memory_order_release);
+        if (t.count) atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_RUNNING, memory_order_release);
+    }
+}
+
+static void reset_signals(void) {
+    /* The host (the Swift runtime's crash handler, a test runner) may have installed
+     * handlers: a crash in a task must kill the worker at once, not run them. */
+    static const int to_default[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM,
+                                     SIGTRAP, SIGSYS, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (size_t i = 0; i < sizeof to_default / sizeof to_default[0]; i++)
+        sigaction(to_default[i], &sa, NULL);
+    /* Ctrl-C reaches the whole process group; the parent decides what it means, and
+     * if it dies the workers die with it (PR_SET_PDEATHSIG). */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGINT, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+_Noreturn void cpool__worker_main(cpool_pool_t *p, uint32_t slot) {
+    worker_ctx_t w = {
+        .pool = p,
+        .r = &p->region,
+        .ctl = &p->region.ctl[slot],
+        .tasks = cpool__task_ring(&p->region, slot),
+        .results = cpool__result_ring(&p->region, slot),
+        .slot = slot,
+        .capacity = p->region.header->ring_slots,
+        .parent = p->parent_pid,
+    };
+    /* SIGKILL when the forking thread (the supervisor, which lives as long as the
+     * pool) or the whole parent dies; then check that the parent did not die before
+     * the request took effect. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    check_parent(&w);
+    reset_signals();
+
+    if (p->opts.worker_init && p->opts.worker_init(slot, p->opts.hook_ctx) != 0)
+        _exit(CPOOL_EXIT_INIT_FAILED);
+    atomic_store_explicit(&w.ctl->state.init_ok, 1, memory_order_release);
+
+    const uint64_t lifespan = p->opts.max_tasks_per_worker;
+    for (;;) {
+        uint64_t pos = next_task(&w);
+        if (pos == UINT64_MAX) break;
+        run_task(&w, pos);
+        cpool__ring_release(&w.ctl->from_worker.task_tail, pos);
+        atomic_store_explicit(&w.ctl->state.phase, CPOOL_PHASE_IDLE, memory_order_release);
+        if (lifespan &&
+            atomic_load_explicit(&w.ctl->state.items_done, memory_order_relaxed) >= lifespan)
+            break;
+    }
+    if (atomic_load_explicit(&w.ctl->to_worker.stop, memory_order_acquire) != 2 &&
+        p->opts.worker_exit)
+        p->opts.worker_exit(slot, p->opts.hook_ctx);
+    _exit(0);
+}

@@ -1,0 +1,100 @@
+/* cpool_apply, cpool_submit and jobs: results, waiting, several caller threads. */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "check.h"
+#include "testfns.h"
+
+static cpool_pool_t *pool;
+static cpool_fn_t square, sleeper;
+
+static void shouldApplyAndReturnTheResult(void) {
+    for (int64_t x = -5; x < 1000; x++) {
+        int64_t r = 0;
+        cpool_status_t st;
+        CHECK_RC(cpool_apply(pool, square, &x, 8, &r, 8, 0, &st), 0);
+        CHECK_EQ(r, x * x);
+        CHECK_EQ(st.code, 0);
+        CHECK(st.worker >= 0 && st.worker < 2);
+    }
+}
+
+static void shouldSubmitManyAndWaitForEach(void) {
+    enum { N = 1000 }; /* more than the rings hold: the rest queue in the parent */
+    static cpool_job_t *jobs[N];
+    static int64_t results[N];
+    for (int64_t i = 0; i < N; i++) CHECK_RC(cpool_submit(pool, square, &i, 8, &results[i], 8, 0, &jobs[i]), 0);
+    for (int i = N - 1; i >= 0; i--) {
+        CHECK_RC(cpool_job_wait(jobs[i], 0), 0);
+        CHECK_EQ(cpool_job_done(jobs[i]), 1);
+        cpool_status_t st;
+        CHECK_RC(cpool_job_status(jobs[i], &st), 0);
+        CHECK_EQ(st.code, 0);
+        CHECK_EQ(results[i], (int64_t)i * i);
+        cpool_job_free(jobs[i]);
+    }
+}
+
+static void shouldTimeOutTheWaitButNotTheTask(void) {
+    int64_t ms = 300, r = 0;
+    cpool_job_t *job;
+    CHECK_RC(cpool_submit(pool, sleeper, &ms, 8, &r, 8, 0, &job), 0);
+    CHECK_RC(cpool_job_wait(job, 20 * 1000000ull), -ETIMEDOUT);
+    CHECK_EQ(cpool_job_done(job), 0);
+    cpool_status_t st;
+    CHECK_RC(cpool_job_status(job, &st), -EBUSY);
+    CHECK_RC(cpool_job_wait(job, 0), 0);
+    CHECK_EQ(r, 300);
+    cpool_job_free(job);
+}
+
+static void *caller(void *arg) {
+    int64_t base = (int64_t)(intptr_t)arg;
+    int bad = 0;
+    for (int64_t i = 0; i < 2000; i++) {
+        int64_t x = base + i, r = 0;
+        if (cpool_apply(pool, square, &x, 8, &r, 8, 0, NULL) != 0 || r != x * x) bad++;
+        if (i % 100 == 0) {
+            int64_t in[50], out[50];
+            for (int k = 0; k < 50; k++) in[k] = base + k;
+            if (cpool_map(pool, square, in, 8, out, 8, 50, 3, NULL) != 0) bad++;
+            for (int k = 0; k < 50; k++) bad += out[k] != in[k] * in[k];
+        }
+    }
+    return (void *)(intptr_t)bad;
+}
+
+static void shouldServeSeveralCallerThreadsAtOnce(void) {
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, caller, (void *)(intptr_t)(i * 100000));
+    for (int i = 0; i < 4; i++) {
+        void *bad;
+        pthread_join(th[i], &bad);
+        CHECK_EQ((intptr_t)bad, 0);
+    }
+}
+
+static void shouldCopySubmitArgumentsAtOnce(void) {
+    int64_t x = 12, r = 0;
+    cpool_job_t *job;
+    CHECK_RC(cpool_submit(pool, square, &x, 8, &r, 8, 0, &job), 0);
+    x = 99; /* the caller's buffer may change right after submit */
+    CHECK_RC(cpool_job_wait(job, 0), 0);
+    CHECK_EQ(r, 144);
+    cpool_job_free(job);
+}
+
+int main(void) {
+    watchdog(120);
+    pool = make_pool(2);
+    square = cpool_register(pool, "square", "int64_t(int64_t)", (void *)t_square, 0);
+    sleeper = cpool_register(pool, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    RUN(shouldApplyAndReturnTheResult);
+    RUN(shouldSubmitManyAndWaitForEach);
+    RUN(shouldTimeOutTheWaitButNotTheTask);
+    RUN(shouldServeSeveralCallerThreadsAtOnce);
+    RUN(shouldCopySubmitArgumentsAtOnce);
+    cpool_destroy(pool);
+    return finish();
+}

@@ -1,0 +1,189 @@
+/* Worker lifecycle: init and exit hooks, lifespan, close/join, terminate, and a pool
+ * whose workers cannot initialise. Hooks report through a shared page (an assertion
+ * in a child process would be lost). */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "check.h"
+#include "testfns.h"
+
+typedef struct counters {
+    _Atomic int inits, exits;
+    _Atomic int init_ids[16];
+} counters_t;
+
+static counters_t *shared;
+
+static int on_init(uint32_t id, void *ctx) {
+    counters_t *c = ctx;
+    atomic_fetch_add(&c->inits, 1);
+    if (id < 16) atomic_fetch_add(&c->init_ids[id], 1);
+    return 0;
+}
+static int on_exit_hook(uint32_t id, void *ctx) {
+    atomic_fetch_add(&((counters_t *)ctx)->exits, 1);
+    return 0;
+}
+static int failing_init(uint32_t id, void *ctx) { return 1; }
+
+static cpool_pool_t *pool_with(uint32_t workers, uint64_t lifespan, cpool_worker_hook_t init,
+                               cpool_worker_hook_t fini) {
+    cpool_options_t o;
+    cpool_options_init(&o);
+    o.workers = workers;
+    o.max_tasks_per_worker = lifespan;
+    o.worker_init = init;
+    o.worker_exit = fini;
+    o.hook_ctx = shared;
+    cpool_pool_t *p = NULL;
+    int rc = cpool_create(&o, &p);
+    CHECK_RC(rc, 0);
+    return p;
+}
+
+static void shouldRunInitAndExitHooksOncePerWorker(void) {
+    memset(shared, 0, sizeof *shared);
+    cpool_pool_t *p = pool_with(3, 0, on_init, on_exit_hook);
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    int64_t in[100], out[100];
+    for (int i = 0; i < 100; i++) in[i] = i;
+    CHECK_RC(cpool_map(p, f, in, 8, out, 8, 100, 1, NULL), 0);
+    CHECK_RC(cpool_close(p), 0);
+    CHECK_RC(cpool_join(p, 10000000000ull), 0);
+    CHECK_EQ(atomic_load(&shared->inits), 3);
+    CHECK_EQ(atomic_load(&shared->exits), 3);
+    for (int i = 0; i < 3; i++) CHECK_EQ(atomic_load(&shared->init_ids[i]), 1);
+    cpool_destroy(p);
+}
+
+static void shouldReplaceWorkersAfterTheirLifespan(void) {
+    memset(shared, 0, sizeof *shared);
+    cpool_pool_t *p = pool_with(2, 10, on_init, on_exit_hook);
+    cpool_fn_t getpid_fn = cpool_register(p, "getpid", "i64(i64)", (void *)t_getpid, 0);
+    int64_t in[100] = {0}, pids[100];
+    CHECK_RC(cpool_map(p, getpid_fn, in, 8, pids, 8, 100, 1, NULL), 0);
+    /* 100 tasks, 10 per process: at least 10 distinct processes ran them */
+    int distinct = 0;
+    for (int i = 0; i < 100; i++) {
+        int seen = 0;
+        for (int j = 0; j < i; j++) seen |= pids[j] == pids[i];
+        distinct += !seen;
+    }
+    CHECK(distinct >= 10);
+    uint64_t restarts = 0, done = 0;
+    for (uint32_t w = 0; w < 2; w++) {
+        cpool_worker_stats_t s;
+        cpool_worker_stats(p, w, &s);
+        restarts += s.restarts;
+        done += s.tasks_done;
+        CHECK_EQ(s.crashes, 0);
+    }
+    CHECK(restarts >= 8);
+    CHECK_EQ(done, 100);
+    cpool_close(p);
+    CHECK_RC(cpool_join(p, 10000000000ull), 0);
+    /* each retired process ran its exit hook */
+    CHECK_EQ(atomic_load(&shared->exits), atomic_load(&shared->inits));
+    cpool_destroy(p);
+}
+
+static void shouldFinishSubmittedWorkOnCloseAndJoin(void) {
+    cpool_pool_t *p = pool_with(2, 0, NULL, NULL);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    cpool_job_t *jobs[6];
+    int64_t ms = 50, r[6] = {0};
+    for (int i = 0; i < 6; i++) CHECK_RC(cpool_submit(p, s, &ms, 8, &r[i], 8, 0, &jobs[i]), 0);
+    CHECK_RC(cpool_join(p, 0), -EINVAL); /* still open */
+    CHECK_RC(cpool_close(p), 0);
+    CHECK_RC(cpool_join(p, 10000000000ull), 0);
+    for (int i = 0; i < 6; i++) {
+        CHECK_EQ(cpool_job_done(jobs[i]), 1);
+        CHECK_RC(cpool_job_wait(jobs[i], 0), 0);
+        CHECK_EQ(r[i], 50);
+        cpool_job_free(jobs[i]);
+    }
+    for (uint32_t w = 0; w < 2; w++) {
+        cpool_worker_stats_t st;
+        cpool_worker_stats(p, w, &st);
+        CHECK_EQ(st.pid, 0);
+    }
+    cpool_destroy(p);
+}
+
+static void shouldTimeOutAJoinWhileATaskRuns(void) {
+    cpool_pool_t *p = pool_with(1, 0, NULL, NULL);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    int64_t ms = 60000, r;
+    cpool_job_t *job;
+    CHECK_RC(cpool_submit(p, s, &ms, 8, &r, 8, 0, &job), 0);
+    cpool_close(p);
+    CHECK_RC(cpool_join(p, 50000000ull), -ETIMEDOUT);
+    CHECK_RC(cpool_terminate(p), 0);
+    CHECK_RC(cpool_job_wait(job, 0), CPOOL_E_CANCELLED);
+    CHECK_RC(cpool_join(p, 10000000000ull), 0);
+    cpool_job_free(job);
+    cpool_destroy(p);
+}
+
+static void shouldTerminateRunningAndQueuedWork(void) {
+    cpool_pool_t *p = pool_with(2, 0, NULL, NULL);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    int64_t in[50], out[50];
+    cpool_status_t st[50];
+    for (int i = 0; i < 50; i++) in[i] = 60000;
+    cpool_job_t *job;
+    CHECK_RC(cpool_map_start(p, s, in, 8, out, 8, 50, 1, st, &job), 0);
+    usleep(50000);
+    pid_t pids[2];
+    for (uint32_t w = 0; w < 2; w++) {
+        cpool_worker_stats_t ws;
+        cpool_worker_stats(p, w, &ws);
+        pids[w] = ws.pid;
+    }
+    CHECK_RC(cpool_terminate(p), 0);
+    CHECK_RC(cpool_job_wait(job, 0), CPOOL_E_TASK_FAILED);
+    for (int i = 0; i < 50; i++) CHECK_EQ(st[i].code, CPOOL_E_CANCELLED);
+    CHECK_RC(cpool_join(p, 10000000000ull), 0);
+    for (int w = 0; w < 2; w++) CHECK(kill(pids[w], 0) != 0); /* gone and reaped */
+    cpool_job_free(job);
+    cpool_destroy(p);
+}
+
+static void shouldBreakThePoolWhenWorkersCannotInitialise(void) {
+    cpool_pool_t *p = pool_with(2, 0, failing_init, NULL);
+    if (!p) return;
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    int64_t x = 3, r = 0;
+    int rc = cpool_apply(p, f, &x, 8, &r, 8, 0, NULL);
+    CHECK_RC(rc, CPOOL_E_WORKER_INIT);
+    CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), CPOOL_E_WORKER_INIT);
+    cpool_destroy(p);
+}
+
+static void shouldDestroyAnOpenPoolWithoutLeavingWorkers(void) {
+    cpool_pool_t *p = pool_with(2, 0, NULL, NULL);
+    pid_t pids[2];
+    for (uint32_t w = 0; w < 2; w++) {
+        cpool_worker_stats_t ws;
+        cpool_worker_stats(p, w, &ws);
+        pids[w] = ws.pid;
+    }
+    cpool_destroy(p);
+    for (int w = 0; w < 2; w++) CHECK(kill(pids[w], 0) != 0);
+}
+
+int main(void) {
+    watchdog(150);
+    shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    RUN(shouldRunInitAndExitHooksOncePerWorker);
+    RUN(shouldReplaceWorkersAfterTheirLifespan);
+    RUN(shouldFinishSubmittedWorkOnCloseAndJoin);
+    RUN(shouldTimeOutAJoinWhileATaskRuns);
+    RUN(shouldTerminateRunningAndQueuedWork);
+    RUN(shouldBreakThePoolWhenWorkersCannotInitialise);
+    RUN(shouldDestroyAnOpenPoolWithoutLeavingWorkers);
+    return finish();
+}

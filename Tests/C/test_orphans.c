@@ -1,0 +1,127 @@
+/* Workers never outlive their parent: not when it is killed with SIGKILL (even after
+ * the thread that created the pool has exited), not when it exits without destroying
+ * its pool. And no shared memory is left in /dev/shm. */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "check.h"
+#include "testfns.h"
+
+typedef struct report {
+    _Atomic int ready;
+    _Atomic int go; /* the parent saw the workers: the child may leave now */
+    pid_t workers[4];
+} report_t;
+
+static report_t *rep;
+
+static int count_dev_shm(void) {
+    DIR *d = opendir("/dev/shm");
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Alive means: exists and is not a zombie waiting for a reaper. */
+static int alive(pid_t pid) {
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+}
+
+static void *create_pool_and_leave(void *arg) {
+    cpool_pool_t **out = arg;
+    *out = make_pool(4);
+    return NULL; /* this thread exits; the pool's supervisor thread lives on */
+}
+
+/* The child program: a pool made by a short-lived thread, busy with a long task. */
+static _Noreturn void child(int how) {
+    pthread_t th;
+    cpool_pool_t *p = NULL;
+    pthread_create(&th, NULL, create_pool_and_leave, &p);
+    pthread_join(th, NULL);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    int64_t ms = 60000, r;
+    cpool_job_t *job;
+    cpool_submit(p, s, &ms, 8, &r, 8, 0, &job);
+    for (uint32_t w = 0; w < 4; w++) {
+        cpool_worker_stats_t st;
+        cpool_worker_stats(p, w, &st);
+        rep->workers[w] = st.pid;
+    }
+    atomic_store(&rep->ready, 1);
+    if (how == 1) {
+        while (!atomic_load(&rep->go)) usleep(1000);
+        exit(0); /* leaves without destroying the pool */
+    }
+    for (;;) pause();      /* waits for SIGKILL */
+}
+
+static void check_no_worker_survives(int how) {
+    memset(rep, 0, sizeof *rep);
+    int shm_before = count_dev_shm();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) child(how);
+    for (int i = 0; i < 1000 && !atomic_load(&rep->ready); i++) usleep(10000);
+    CHECK(atomic_load(&rep->ready));
+    for (int w = 0; w < 4; w++) CHECK(rep->workers[w] > 0 && alive(rep->workers[w]));
+    if (how == 0) kill(pid, SIGKILL);
+    atomic_store(&rep->go, 1);
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid); /* our own child only */
+    if (how == 0) CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    else CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* within 1 s, none of its workers is alive */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int left = 4;
+    for (;;) {
+        left = 0;
+        for (int w = 0; w < 4; w++) left += alive(rep->workers[w]);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        if (left == 0 || s > 1.0) break;
+        usleep(5000);
+    }
+    CHECK_EQ(left, 0);
+    CHECK_EQ(count_dev_shm(), shm_before);
+}
+
+static void shouldKillEveryWorkerWhenTheParentIsKilled(void) { check_no_worker_survives(0); }
+static void shouldKillEveryWorkerWhenTheParentExitsWithoutDestroy(void) { check_no_worker_survives(1); }
+
+static void shouldLeaveNothingInDevShmAfterUse(void) {
+    int before = count_dev_shm();
+    for (int i = 0; i < 5; i++) {
+        cpool_pool_t *p = make_pool(2);
+        CHECK_EQ(count_dev_shm(), before); /* memfd: never a name in /dev/shm */
+        cpool_destroy(p);
+    }
+    CHECK_EQ(count_dev_shm(), before);
+}
+
+int main(void) {
+    watchdog(60);
+    rep = mmap(NULL, sizeof *rep, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    RUN(shouldKillEveryWorkerWhenTheParentIsKilled);
+    RUN(shouldKillEveryWorkerWhenTheParentExitsWithoutDestroy);
+    RUN(shouldLeaveNothingInDevShmAfterUse);
+    return finish();
+}

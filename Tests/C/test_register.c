@@ -1,0 +1,64 @@
+/* Registration after the workers started: the workers find the function through its
+ * shared object, or report CPOOL_E_NOT_IN_WORKER; lookups by name. */
+#include <dlfcn.h>
+#include <string.h>
+
+#include "check.h"
+#include "testfns.h"
+
+static int64_t local_quad(int64_t x) { return 4 * x; }
+
+static void shouldRunAFunctionOfTheProgramRegisteredAfterStart(void) {
+    cpool_pool_t *p = make_pool(2);
+    int64_t x = 5, r = 0;
+    cpool_fn_t f = cpool_register(p, "quad", "i64(i64)", (void *)local_quad, 0);
+    CHECK(f >= 0);
+    CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), 0);
+    CHECK_EQ(r, 20);
+    CHECK_EQ(cpool_lookup(p, "quad"), f);
+    cpool_destroy(p);
+}
+
+static void shouldRunAFunctionOfALibraryOpenedAfterStart(void) {
+    cpool_pool_t *p = make_pool(2);
+    void *h = dlopen(LATEFNS_PATH, RTLD_NOW);
+    CHECK(h != NULL);
+    if (!h) return;
+    void *fn = dlsym(h, "late_triple");
+    cpool_fn_t byptr = cpool_register(p, "triple", "i64(i64)", fn, 0);
+    cpool_fn_t bysym = cpool_register_symbol(p, "triple2", LATEFNS_PATH, "late_triple", "i64(i64)", 0);
+    CHECK(byptr >= 0 && bysym >= 0);
+    int64_t in[100], out[100];
+    for (int i = 0; i < 100; i++) in[i] = i;
+    CHECK_RC(cpool_map(p, byptr, in, 8, out, 8, 100, 10, NULL), 0);
+    for (int i = 0; i < 100; i++) CHECK_EQ(out[i], 3 * i);
+    memset(out, 0, sizeof out);
+    CHECK_RC(cpool_map(p, bysym, in, 8, out, 8, 100, 10, NULL), 0);
+    for (int i = 0; i < 100; i++) CHECK_EQ(out[i], 3 * i);
+    cpool_destroy(p);
+    dlclose(h);
+}
+
+static void shouldReportAFunctionTheWorkersCannotReach(void) {
+    /* Code that exists only in the parent: an address in no shared object. */
+    cpool_pool_t *p = make_pool(1);
+    unsigned char *fake_code = malloc(64);
+    cpool_fn_t f = cpool_register(p, "ghost", "i64(i64)", fake_code, 0);
+    CHECK(f >= 0);
+    int64_t x = 1, r = 0;
+    cpool_status_t st;
+    CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, &st), CPOOL_E_NOT_IN_WORKER);
+    CHECK_EQ(st.code, CPOOL_E_NOT_IN_WORKER);
+    cpool_fn_t sq = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    CHECK_RC(cpool_apply(p, sq, &x, 8, &r, 8, 0, NULL), 0);
+    cpool_destroy(p);
+    free(fake_code);
+}
+
+int main(void) {
+    watchdog(60);
+    RUN(shouldRunAFunctionOfTheProgramRegisteredAfterStart);
+    RUN(shouldRunAFunctionOfALibraryOpenedAfterStart);
+    RUN(shouldReportAFunctionTheWorkersCannotReach);
+    return finish();
+}

@@ -1,0 +1,279 @@
+/*
+ * cpool.h — SwiftPool's C core: a process pool for Linux.
+ *
+ * Workers are forked processes. Tasks and results move through shared memory
+ * (per-worker single-producer/single-consumer rings and a shared payload arena),
+ * never through pipes, and nothing is serialized on the hot path. A worker that
+ * crashes or hangs fails only the task it was running; the pool replaces it.
+ *
+ * This header is the whole C API. Conventions:
+ *   - every function returns 0 (or a count) on success and a negative error code
+ *     on failure: -errno for system errors (-EINVAL, -ENOMEM, -ETIMEDOUT, ...),
+ *     CPOOL_E_* for the pool's own; cpool_strerror() names any of them;
+ *   - there is no global or thread-local "last error";
+ *   - destroying NULL is a no-op; units are in names (_ns, _bytes);
+ *   - unless a comment says otherwise, a function may be called from several
+ *     threads at once on the same pool.
+ */
+#ifndef CPOOL_H
+#define CPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CPOOL_BUILDING) && defined(__GNUC__)
+#define CPOOL_API __attribute__((visibility("default")))
+#else
+#define CPOOL_API
+#endif
+
+#define CPOOL_VERSION_MAJOR 0
+#define CPOOL_VERSION_MINOR 1
+
+/* ---------------------------------------------------------------- errors */
+
+/* The pool's own error codes, a reserved range below -10000 that no errno reaches. */
+enum {
+    CPOOL_E_CLOSED = -10001,           /* the pool is closed, terminated or destroyed */
+    CPOOL_E_UNKNOWN_FUNCTION = -10002, /* no function with that id or name */
+    CPOOL_E_SIGNATURE = -10003,        /* signature does not parse or is not supported */
+    CPOOL_E_TOO_LARGE = -10004,        /* payload larger than the arena can ever hold */
+    CPOOL_E_EXISTS = -10005,           /* a function with that name is already registered */
+    CPOOL_E_SYMBOL = -10006,           /* dlopen/dlsym failed (library or symbol not found) */
+    CPOOL_E_CRASHED = -10007,          /* the worker died while running the task */
+    CPOOL_E_TASK_TIMEOUT = -10008,     /* the task ran past its timeout; its worker was killed */
+    CPOOL_E_CANCELLED = -10009,        /* the task was cancelled before it finished */
+    CPOOL_E_TASK_FAILED = -10010,      /* some tasks of a map failed; see their statuses */
+    CPOOL_E_FUNCTION_ERROR = -10011,   /* the registered function itself reported an error */
+    CPOOL_E_WORKER_INIT = -10012,      /* the worker init hook kept failing; pool broken */
+    CPOOL_E_NOT_IN_WORKER = -10013,    /* function registered after the workers started is
+                                          not reachable in them (not in a shared object) */
+    CPOOL_E_SIZE = -10014,             /* argument or result size does not match signature */
+    CPOOL_E_FULL = -10015,             /* a fixed table (functions, tasks) is full */
+};
+
+/* A static, human-readable text for any code this API returns (never NULL). */
+CPOOL_API const char *cpool_strerror(int code);
+
+/* ---------------------------------------------------------------- options */
+
+typedef struct cpool_pool cpool_pool_t;
+
+/* Called in each worker process right after it starts (init) and when it leaves
+ * gracefully (exit: lifespan reached, pool closed). worker_id is the slot number,
+ * 0 .. workers-1, stable across replacements. An init hook that returns non-zero
+ * makes that worker exit; a pool whose workers keep failing init is broken
+ * (CPOOL_E_WORKER_INIT). Hooks run in the forked child: synchronous code only. */
+typedef int (*cpool_worker_hook_t)(uint32_t worker_id, void *ctx);
+
+typedef struct cpool_options {
+    size_t struct_bytes;           /* set by cpool_options_init; fields are only appended */
+    uint32_t workers;              /* 0 = the CPUs this process may run on */
+    uint32_t ring_slots;           /* per worker and direction; power of two; default 256 */
+    uint64_t arena_bytes;          /* shared payload memory; default 64 MiB */
+    uint64_t max_tasks_per_worker; /* lifespan: a worker is replaced after this many; 0 = never */
+    uint64_t task_timeout_ns;      /* a task running longer is killed with its worker; 0 = none */
+    uint64_t spin_ns;              /* busy-wait window before yielding and sleeping;
+                                      default 50 us */
+    cpool_worker_hook_t worker_init; /* may be NULL */
+    cpool_worker_hook_t worker_exit; /* may be NULL */
+    void *hook_ctx;
+} cpool_options_t;
+
+/* Fills *options with the defaults. Returns 0, or -EINVAL for NULL. */
+CPOOL_API int cpool_options_init(cpool_options_t *options);
+
+/* ---------------------------------------------------------------- pool lifetime */
+
+/* Creates a pool and starts its workers. options may be NULL (defaults). The workers
+ * are forked by the pool's supervisor thread and die with the process, even when it
+ * is killed with SIGKILL. On success *out owns the pool: release it with
+ * cpool_destroy. Returns 0, -EINVAL, -ENOMEM, or the errno of a failed system call. */
+CPOOL_API int cpool_create(const cpool_options_t *options, cpool_pool_t **out);
+
+/* No new work is accepted (calls return CPOOL_E_CLOSED); work already submitted
+ * finishes. Idempotent. */
+CPOOL_API int cpool_close(cpool_pool_t *pool);
+
+/* Stops at once: workers are killed, unfinished tasks end with CPOOL_E_CANCELLED.
+ * Implies close. Idempotent. */
+CPOOL_API int cpool_terminate(cpool_pool_t *pool);
+
+/* After close or terminate: waits until every task has ended and every worker has
+ * exited (running their exit hooks when closed gracefully). timeout_ns 0 waits
+ * forever. Returns 0, -EINVAL when the pool is still open, or -ETIMEDOUT. */
+CPOOL_API int cpool_join(cpool_pool_t *pool, uint64_t timeout_ns);
+
+/* Terminates (unless already joined), joins, and frees everything: no worker and no
+ * shared memory is left. Threads blocked in cpool_map or cpool_apply on this pool
+ * return CPOOL_E_CANCELLED first. NULL is a no-op. Jobs not yet freed are freed
+ * here and must not be used afterwards.
+ * Later calls with the same pointer return CPOOL_E_CLOSED (as long as no new pool
+ * happens to reuse the address). */
+CPOOL_API void cpool_destroy(cpool_pool_t *pool);
+
+/* ---------------------------------------------------------------- functions */
+
+typedef int32_t cpool_fn_t; /* a registered function's id, >= 0 */
+
+/* Signatures are C-like strings: "ret(arg,arg,...)", up to 8 arguments, types
+ *   int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t
+ *   float double   (aliases: i8 .. i64, u8 .. u64, f32, f64, int, long, size_t)
+ * and ret may be void. A task's arguments are one packed record laid out like the C
+ * struct of those types in order (natural alignment); its result is one value of ret.
+ *
+ * One more form passes bytes instead of scalars:
+ *   "void(const void*,size_t,void*,size_t)"   or   "int64_t(const void*,size_t,void*,size_t)"
+ * The function gets the task's input bytes and an output buffer of the size the
+ * caller asked for; an int64_t return below 0 fails that task (CPOOL_E_FUNCTION_ERROR).
+ *
+ * A batch function receives a whole chunk and is the fastest path for language
+ * bindings (one call per chunk, not per item). It must store the index of the item
+ * it is about to run in *progress before running it (so a crash fails exactly that
+ * item) and return 0, or a negative code after setting *progress to the failing
+ * item's index (the worker then continues with the next item). */
+typedef int64_t (*cpool_batch_fn_t)(void *ctx, const void *in, size_t in_stride_bytes,
+                                    void *out, size_t out_stride_bytes, size_t count,
+                                    volatile size_t *progress);
+
+enum {
+    CPOOL_REGISTER_NO_DIRECT = 1u << 0, /* always dispatch through libffi (benchmarks) */
+};
+
+/* Registers fn under a unique name with a signature. Any time: before the workers
+ * start, or after (a function registered later is found in the workers through its
+ * shared object, see CPOOL_E_NOT_IN_WORKER). Returns the id (>= 0), or -EINVAL,
+ * CPOOL_E_SIGNATURE, CPOOL_E_EXISTS, CPOOL_E_FULL, CPOOL_E_CLOSED. */
+CPOOL_API cpool_fn_t cpool_register(cpool_pool_t *pool, const char *name,
+                                    const char *signature, void *fn, uint32_t flags);
+
+/* Registers the symbol `symbol` of the shared library `library` (a path or soname
+ * as dlopen takes it; NULL = the running program and its loaded libraries), e.g.
+ * ("cos", "libm.so.6", "cos", "double(double)"). The workers open the library
+ * themselves. Returns the id, or the codes of cpool_register, or CPOOL_E_SYMBOL. */
+CPOOL_API cpool_fn_t cpool_register_symbol(cpool_pool_t *pool, const char *name,
+                                           const char *library, const char *symbol,
+                                           const char *signature, uint32_t flags);
+
+/* Registers a batch function with a context pointer passed through unchanged
+ * (it must be valid in the workers: allocated before they were forked, or shared).
+ * in_bytes and out_bytes are the sizes of one item's input and output. */
+CPOOL_API cpool_fn_t cpool_register_batch(cpool_pool_t *pool, const char *name,
+                                          cpool_batch_fn_t fn, void *ctx, size_t in_bytes,
+                                          size_t out_bytes);
+
+/* The id registered under name, or CPOOL_E_UNKNOWN_FUNCTION. */
+CPOOL_API cpool_fn_t cpool_lookup(cpool_pool_t *pool, const char *name);
+
+/* Size in bytes of one task's argument record and of its result for function fn
+ * (for the bytes form: 0, the caller chooses). Either pointer may be NULL. */
+CPOOL_API int cpool_function_sizes(cpool_pool_t *pool, cpool_fn_t fn, size_t *args_bytes,
+                                   size_t *result_bytes);
+
+/* ---------------------------------------------------------------- shared buffers */
+
+/* Allocates bytes of the pool's shared arena, 64-byte aligned, visible to the workers
+ * at the same address. A map whose input or output lies in such a buffer moves no
+ * bytes at all (zero-copy); otherwise the pool copies through the arena. Returns
+ * NULL when the arena has no room or the pool is closed. Free with cpool_free. */
+CPOOL_API void *cpool_alloc(cpool_pool_t *pool, size_t bytes);
+CPOOL_API void cpool_free(cpool_pool_t *pool, void *buffer);
+
+/* ---------------------------------------------------------------- tasks */
+
+typedef struct cpool_status {
+    int32_t code;    /* 0, CPOOL_E_CRASHED, CPOOL_E_TASK_TIMEOUT, CPOOL_E_CANCELLED,
+                        CPOOL_E_FUNCTION_ERROR, CPOOL_E_NOT_IN_WORKER ... */
+    int32_t detail;  /* CRASHED: the signal number, or 1000 + exit status for a worker
+                        that exited; FUNCTION_ERROR: the function's return value */
+    int32_t worker;  /* the worker slot that ran (or last held) the task; -1 if none */
+    int32_t reserved;
+} cpool_status_t;
+
+typedef struct cpool_job cpool_job_t;
+
+/* Runs fn once and waits. args/args_bytes: the packed argument record (for the bytes
+ * form: the input bytes); result/result_bytes: where the result goes (bytes form: the
+ * output buffer the function fills). timeout_ns > 0 kills the task's worker when the
+ * task runs longer (0 = the pool's task_timeout_ns). status may be NULL.
+ * Returns 0, or the task's failure code (also in status), or a call error. */
+CPOOL_API int cpool_apply(cpool_pool_t *pool, cpool_fn_t fn, const void *args,
+                          size_t args_bytes, void *result, size_t result_bytes,
+                          uint64_t timeout_ns, cpool_status_t *status);
+
+/* Like cpool_apply without waiting: returns 0 and *job, which the caller waits on
+ * and then releases with cpool_job_free. args are copied; result must stay valid
+ * until the job has ended (it is written before cpool_job_wait returns 0). */
+CPOOL_API int cpool_submit(cpool_pool_t *pool, cpool_fn_t fn, const void *args,
+                           size_t args_bytes, void *result, size_t result_bytes,
+                           uint64_t timeout_ns, cpool_job_t **job);
+
+/* Maps fn over count items: item i's argument record is at in + i*in_stride_bytes,
+ * its result goes to out + i*out_stride_bytes (bytes form: in_stride_bytes input bytes
+ * and out_stride_bytes output bytes per item). Items go to the workers in chunks of
+ * chunk_items (0 = automatic). statuses (count entries) may be NULL. Returns 0 when
+ * every item succeeded, CPOOL_E_TASK_FAILED when some failed (statuses say which;
+ * the others' results are all written), or a call error (nothing ran). */
+CPOOL_API int cpool_map(cpool_pool_t *pool, cpool_fn_t fn, const void *in,
+                        size_t in_stride_bytes, void *out, size_t out_stride_bytes,
+                        size_t count, size_t chunk_items, cpool_status_t *statuses);
+
+/* cpool_map without waiting. in, out and statuses must stay valid until the job ends. */
+CPOOL_API int cpool_map_start(cpool_pool_t *pool, cpool_fn_t fn, const void *in,
+                              size_t in_stride_bytes, void *out, size_t out_stride_bytes,
+                              size_t count, size_t chunk_items, cpool_status_t *statuses,
+                              cpool_job_t **job);
+
+/* Waits for the job to end. timeout_ns 0 waits forever. Returns 0 when all its tasks
+ * succeeded, a failure code (single task) or CPOOL_E_TASK_FAILED (map), or
+ * -ETIMEDOUT when the wait timed out (the job goes on). Several threads may wait
+ * on different jobs at once; one job is waited on by one thread at a time. */
+CPOOL_API int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns);
+
+/* 1 when the job has ended, 0 when not; makes progress like a zero wait. */
+CPOOL_API int cpool_job_done(cpool_job_t *job);
+
+/* Cancels the job: tasks not started end with CPOOL_E_CANCELLED at once; a running
+ * task is stopped by killing its worker (SIGKILL), which the pool replaces.
+ * Returns 0, or -EALREADY when the job had already ended. */
+CPOOL_API int cpool_job_cancel(cpool_job_t *job);
+
+/* The status of a single-task job (submit) once it has ended. */
+CPOOL_API int cpool_job_status(cpool_job_t *job, cpool_status_t *status);
+
+/* Releases the job. A job that has not ended is cancelled first and waited for.
+ * NULL is a no-op. */
+CPOOL_API void cpool_job_free(cpool_job_t *job);
+
+/* ---------------------------------------------------------------- statistics */
+
+typedef struct cpool_worker_stats {
+    int32_t pid;         /* current process, 0 when none is running */
+    uint32_t reserved;
+    uint64_t tasks_done; /* items completed by this slot, over all its processes */
+    uint64_t restarts;   /* replacements forked for this slot (any reason) */
+    uint64_t crashes;    /* processes of this slot that died abnormally */
+    uint64_t timeouts;   /* processes killed for a task timeout */
+} cpool_worker_stats_t;
+
+/* Bytes of the arena in use now (by running tasks and cpool_alloc) and its capacity.
+ * Either pointer may be NULL. Returns 0 or a negative code. */
+CPOOL_API int cpool_arena_usage(cpool_pool_t *pool, uint64_t *in_use_bytes,
+                                uint64_t *capacity_bytes);
+
+/* Number of worker slots, or a negative code. */
+CPOOL_API int cpool_worker_count(cpool_pool_t *pool);
+
+/* Statistics of worker slot `worker`. Returns 0, -EINVAL, -ERANGE. */
+CPOOL_API int cpool_worker_stats(cpool_pool_t *pool, uint32_t worker,
+                                 cpool_worker_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CPOOL_H */
