@@ -67,6 +67,7 @@ struct cpool_job {
     int first_failed_code;
     int cancelled;
     _Atomic int ended;
+    int woke_worker;                /* dispatching it woke a sleeping worker */
     int queued;                     /* on the pool's list of jobs waiting to dispatch */
     struct cpool_job *next_queued;
     uint32_t window;

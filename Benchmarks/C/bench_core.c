@@ -1,0 +1,149 @@
+/* The C core's benchmark: the `tiny-c`, `latency` and `idle-latency` workloads of
+ * WORKLOADS.md on 2 workers (and the tiny map on 4 workers, more processes than
+ * cores). Each figure is the median of several runs; the spread (min..max) is shown.
+ * Output: one line per figure, "name<TAB>median<TAB>min<TAB>max<TAB>unit", read by
+ * Benchmarks/report.py, which prints the table next to the Python pools' figures. */
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cpool.h"
+
+static int64_t square(int64_t x) { return x * x; }
+static int64_t identity(int64_t x) { return x; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(double *v, size_t n, double q) {
+    qsort(v, n, sizeof *v, cmp_double);
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return v[i];
+}
+
+static void report(const char *name, double *runs, int n, const char *unit) {
+    qsort(runs, (size_t)n, sizeof *runs, cmp_double);
+    printf("%s\t%.6g\t%.6g\t%.6g\t%s\n", name, runs[n / 2], runs[0], runs[n - 1], unit);
+    fflush(stdout);
+}
+
+static cpool_pool_t *make(uint32_t workers) {
+    cpool_options_t o;
+    cpool_options_init(&o);
+    o.workers = workers;
+    cpool_pool_t *p;
+    int rc = cpool_create(&o, &p);
+    if (rc) {
+        fprintf(stderr, "cpool_create: %s\n", cpool_strerror(rc));
+        exit(1);
+    }
+    return p;
+}
+
+static void die_rc(const char *what, int rc) {
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", what, cpool_strerror(rc));
+        exit(1);
+    }
+}
+
+/* tiny: map x*x over n int64 values; tasks/s. shared: buffers in the pool's arena. */
+static void bench_tiny(const char *name, uint32_t workers, uint32_t flags, int shared,
+                       size_t n, int runs) {
+    cpool_pool_t *p = make(workers);
+    cpool_fn_t f = cpool_register(p, "square", "int64_t(int64_t)", (void *)square, flags);
+    die_rc("register", f);
+    int64_t *in = shared ? cpool_alloc(p, n * 8) : malloc(n * 8);
+    int64_t *out = shared ? cpool_alloc(p, n * 8) : malloc(n * 8);
+    if (!in || !out) die_rc("alloc", -12);
+    for (size_t i = 0; i < n; i++) in[i] = (int64_t)i;
+    die_rc("warm-up map", cpool_map(p, f, in, 8, out, 8, n, 0, NULL));
+    double *rate = calloc((size_t)runs, sizeof *rate);
+    for (int r = 0; r < runs; r++) {
+        double t0 = now_s();
+        die_rc("map", cpool_map(p, f, in, 8, out, 8, n, 0, NULL));
+        rate[r] = (double)n / (now_s() - t0);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (out[i] != (int64_t)(i * i)) die_rc("wrong result", -22);
+    report(name, rate, runs, "tasks/s");
+    free(rate);
+    if (!shared) {
+        free(in);
+        free(out);
+    }
+    cpool_destroy(p);
+}
+
+/* latency: sequential apply(identity, i) round trips; p50 and p99 in microseconds.
+ * idle_us > 0 leaves the caller idle that long between calls (workers fall asleep). */
+static void bench_latency(const char *name, size_t calls, long idle_us, int runs) {
+    cpool_pool_t *p = make(2);
+    cpool_fn_t f = cpool_register(p, "identity", "int64_t(int64_t)", (void *)identity, 0);
+    die_rc("register", f);
+    double *lat = malloc(calls * sizeof *lat);
+    double *p50 = calloc((size_t)runs, sizeof *p50), *p99 = calloc((size_t)runs, sizeof *p99);
+    for (int64_t i = 0; i < 1000; i++) { /* warm */
+        int64_t r;
+        cpool_apply(p, f, &i, 8, &r, 8, 0, NULL);
+    }
+    for (int run = 0; run < runs; run++) {
+        for (size_t i = 0; i < calls; i++) {
+            if (idle_us) {
+                struct timespec ts = {0, idle_us * 1000};
+                nanosleep(&ts, NULL);
+            }
+            int64_t x = (int64_t)i, r = -1;
+            double t0 = now_s();
+            int rc = cpool_apply(p, f, &x, 8, &r, 8, 0, NULL);
+            lat[i] = (now_s() - t0) * 1e6;
+            if (rc || r != x) die_rc("apply", rc ? rc : -22);
+        }
+        p50[run] = percentile(lat, calls, 0.50);
+        p99[run] = percentile(lat, calls, 0.99);
+    }
+    char label[128];
+    snprintf(label, sizeof label, "%s_p50", name);
+    report(label, p50, runs, "us");
+    snprintf(label, sizeof label, "%s_p99", name);
+    report(label, p99, runs, "us");
+    free(lat);
+    free(p50);
+    free(p99);
+    cpool_destroy(p);
+}
+
+int main(int argc, char **argv) {
+    int runs = 5, quick = 0;
+    static const struct option opts[] = {
+        {"runs", required_argument, 0, 'r'}, {"quick", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    for (int c; (c = getopt_long(argc, argv, "r:qh", opts, NULL)) != -1;) {
+        if (c == 'r') runs = atoi(optarg);
+        else if (c == 'q') quick = 1;
+        else {
+            printf("usage: %s [--runs N] [--quick]\n", argv[0]);
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    if (runs < 1) runs = 1;
+    const size_t n = 1000000;
+    bench_tiny("tiny_c_direct", 2, 0, 0, n, runs);
+    bench_tiny("tiny_c_direct_shared", 2, 0, 1, n, runs);
+    bench_tiny("tiny_c_ffi", 2, CPOOL_REGISTER_NO_DIRECT, 0, n, runs);
+    bench_tiny("tiny_c_ffi_shared", 2, CPOOL_REGISTER_NO_DIRECT, 1, n, runs);
+    bench_tiny("tiny_c_direct_4_workers", 4, 0, 0, n, runs);
+    bench_latency("latency", quick ? 2000 : 10000, 0, runs);
+    bench_latency("idle_latency", quick ? 300 : 2000, 1000, quick ? 1 : 3);
+    return 0;
+}

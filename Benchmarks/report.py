@@ -1,0 +1,95 @@
+"""Reads the figures that bench_core (SwiftPool's C API) and bench_pools.py (the Python
+pools) printed in one run, and prints the markdown table: SwiftPool's median, each
+Python pool's median, and the ratio (how many times better SwiftPool is), with the
+machine, the commit and the command. Writes the raw figures to bench-results/.
+
+usage: report.py SWIFTPOOL.tsv PYTHON.tsv COMMAND
+"""
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+
+def read(path):
+    rows = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 5:
+                rows[parts[0]] = {"median": float(parts[1]), "min": float(parts[2]),
+                                  "max": float(parts[3]), "unit": parts[4]}
+    return rows
+
+
+def human(v, unit):
+    if unit == "tasks/s":
+        return f"{v / 1e6:.1f} M/s"
+    return f"{v:.2f} µs" if v < 10 else f"{v:.0f} µs"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# (SwiftPool figure, python figure prefix, label, higher is better, target from the issues)
+ROWS = [
+    ("tiny_c_direct", "tiny", "tiny-c: map x*x over 1M int64, direct call (caller arrays)", True, "≥ 100 M/s"),
+    ("tiny_c_direct_shared", "tiny", "tiny-c: same, buffers in the shared arena (zero-copy)", True, "≥ 100 M/s"),
+    ("tiny_c_ffi", "tiny", "tiny-c: map x*x over 1M int64 through libffi", True, "≥ 40 M/s"),
+    ("tiny_c_ffi_shared", "tiny", "tiny-c: libffi, shared arena", True, "≥ 40 M/s"),
+    ("tiny_c_direct_4_workers", "tiny", "tiny-c: direct, 4 workers on 2 cores", True, "no collapse"),
+    ("latency_p50", "latency_p50", "latency: apply round trip p50, warm", False, "≤ 2 µs"),
+    ("latency_p99", "latency_p99", "latency: apply round trip p99, warm", False, ""),
+    ("idle_latency_p50", "idle_latency_p50", "idle-latency: p50, 1 ms idle between calls", False, "≤ 60 µs"),
+    ("idle_latency_p99", "idle_latency_p99", "idle-latency: p99, 1 ms idle between calls", False, ""),
+]
+POOLS = ["multiprocessing", "ProcessPoolExecutor", "mpire", "loky"]
+
+
+def main():
+    ours, theirs, command = read(sys.argv[1]), read(sys.argv[2]), sys.argv[3]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    pools = [p for p in POOLS if any(k.endswith("_" + p) for k in theirs)]
+    print(f"SwiftPool benchmark — {when}, commit {commit or 'unknown'}, "
+          f"{os.cpu_count()} CPUs ({cpu_model()}), 2 workers unless said.")
+    print(f"Reproduce: `{command}`. Medians of several runs; [min..max] is the spread; "
+          "×N = how many times better SwiftPool is than that pool, measured in this same run.\n")
+    head = "| workload | target | SwiftPool (C API) | " + " | ".join(pools) + " |"
+    print(head)
+    print("|" + "---|" * (3 + len(pools)))
+    out = {"commit": commit, "when": when, "cpus": os.cpu_count(), "cpu": cpu_model(),
+           "command": command, "swiftpool": ours, "python": theirs}
+    for key, prefix, label, higher, target in ROWS:
+        if key not in ours:
+            continue
+        o = ours[key]
+        cells = [f"{human(o['median'], o['unit'])} [{human(o['min'], o['unit'])}..{human(o['max'], o['unit'])}]"]
+        for p in pools:
+            t = theirs.get(f"{prefix}_{p}")
+            if not t:
+                cells.append("—")
+                continue
+            ratio = o["median"] / t["median"] if higher else t["median"] / o["median"]
+            cells.append(f"{human(t['median'], t['unit'])} (×{ratio:,.0f})" if ratio >= 10
+                         else f"{human(t['median'], t['unit'])} (×{ratio:.1f})")
+        print(f"| {label} | {target} | " + " | ".join(cells) + " |")
+    os.makedirs("bench-results", exist_ok=True)
+    path = os.path.join("bench-results", f"bench-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
+    print(f"\nRaw figures: {path}")
+
+
+if __name__ == "__main__":
+    main()

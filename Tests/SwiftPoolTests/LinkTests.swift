@@ -1,0 +1,6 @@
+import Testing
+@testable import SwiftPool
+
+@Test func coreVersionIsVisibleFromSwift() {
+    #expect(SwiftPoolVersion.major == 0)
+}
