@@ -245,6 +245,13 @@ CPOOL_API int cpool_job_cancel(cpool_job_t *job);
 /* The status of a single-task job (submit) once it has ended. */
 CPOOL_API int cpool_job_status(cpool_job_t *job, cpool_status_t *status);
 
+/* The failed items of a job that has ended: returns how many failed (0 when none, or
+ * -EBUSY while the job runs) and writes the first `max` of them, in the order they
+ * ended, as item indices and statuses (either array may be NULL). Cheaper than a
+ * per-item status array when failures are rare. */
+CPOOL_API int64_t cpool_job_failures(cpool_job_t *job, size_t *indices, cpool_status_t *statuses,
+                                     size_t max);
+
 /* Releases the job. A job that has not ended is cancelled first and waited for.
  * NULL is a no-op. */
 CPOOL_API void cpool_job_free(cpool_job_t *job);
@@ -264,6 +271,9 @@ typedef struct cpool_worker_stats {
  * Either pointer may be NULL. Returns 0 or a negative code. */
 CPOOL_API int cpool_arena_usage(cpool_pool_t *pool, uint64_t *in_use_bytes,
                                 uint64_t *capacity_bytes);
+
+/* The CPUs this process may run on (its affinity mask): the default worker count. */
+CPOOL_API int cpool_cpu_count(void);
 
 /* Number of worker slots, or a negative code. */
 CPOOL_API int cpool_worker_count(cpool_pool_t *pool);

@@ -187,6 +187,27 @@ static void finish_chunk(cpool_pool_t *p, cpool_job_t *job, cpool__chunk_t *ch) 
     if (p->w[ch->worker].inflight) p->w[ch->worker].inflight--;
 }
 
+/* Records items [first, first+count) of the job as failed with code. */
+static void record_failures(cpool_job_t *job, size_t first, size_t count, int code, int detail,
+                            int32_t worker) {
+    job->failed_items += count;
+    if (first < job->first_failed) {
+        job->first_failed = first;
+        job->first_failed_code = code;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (job->failures_count == job->failures_cap) {
+            size_t n = job->failures_cap ? job->failures_cap * 2 : 16;
+            cpool__failure_t *v = realloc(job->failures, n * sizeof *v);
+            if (!v) return; /* the count stays right; the list is best effort */
+            job->failures = v;
+            job->failures_cap = n;
+        }
+        job->failures[job->failures_count++] =
+            (cpool__failure_t){first + i, {code, code ? detail : 0, worker, 0}};
+    }
+}
+
 void cpool__end_items(cpool_pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_t first,
                       uint32_t count, int code, int detail, uint32_t worker) {
     if (chunk >= job->window) return;
@@ -209,14 +230,7 @@ void cpool__end_items(cpool_pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_
             s->reserved = 0;
         }
     }
-    if (code) {
-        size_t idx = ch->first_item + first;
-        job->failed_items += count;
-        if (idx < job->first_failed) {
-            job->first_failed = idx;
-            job->first_failed_code = code;
-        }
-    }
+    if (code) record_failures(job, ch->first_item + first, count, code, detail, (int32_t)worker);
     ch->reported = (uint32_t)end;
     job->ended_items += count;
     if (ch->reported == ch->count) {
@@ -269,6 +283,18 @@ int cpool__progress(cpool_pool_t *p) {
     return changed;
 }
 
+/* Ends the items never dispatched with code. */
+static void end_undispatched(cpool_job_t *job, int code) {
+    if (job->next_item >= job->count) return;
+    size_t n = job->count - job->next_item;
+    if (job->statuses)
+        for (size_t i = job->next_item; i < job->count; i++)
+            job->statuses[i] = (cpool_status_t){code, 0, -1, 0};
+    record_failures(job, job->next_item, n, code, 0, -1);
+    job->ended_items += n;
+    job->next_item = job->count;
+}
+
 void cpool__fail_all_jobs(cpool_pool_t *p, int code) {
     for (uint32_t s = 0; s < CPOOL_MAX_JOBS; s++) {
         cpool_job_t *job = p->jobs[s];
@@ -276,19 +302,7 @@ void cpool__fail_all_jobs(cpool_pool_t *p, int code) {
         job->cancelled = 1;
         atomic_store_explicit(&p->region.cancelled[s], job->gen, memory_order_release);
         /* Items never dispatched end here; dispatched ones end with their worker. */
-        if (job->next_item < job->count) {
-            size_t n = job->count - job->next_item;
-            if (job->statuses)
-                for (size_t i = job->next_item; i < job->count; i++)
-                    job->statuses[i] = (cpool_status_t){code, 0, -1, 0};
-            if (job->next_item < job->first_failed) {
-                job->first_failed = job->next_item;
-                job->first_failed_code = code;
-            }
-            job->failed_items += n;
-            job->ended_items += n;
-            job->next_item = job->count;
-        }
+        end_undispatched(job, code);
         dequeue(p, job);
         job_end_check(p, job);
     }
@@ -500,19 +514,7 @@ int cpool_job_cancel(cpool_job_t *job) {
     }
     job->cancelled = 1;
     atomic_store_explicit(&p->region.cancelled[job->slot], job->gen, memory_order_release);
-    if (job->next_item < job->count) {
-        size_t n = job->count - job->next_item;
-        if (job->statuses)
-            for (size_t i = job->next_item; i < job->count; i++)
-                job->statuses[i] = (cpool_status_t){CPOOL_E_CANCELLED, 0, -1, 0};
-        if (job->next_item < job->first_failed) {
-            job->first_failed = job->next_item;
-            job->first_failed_code = CPOOL_E_CANCELLED;
-        }
-        job->failed_items += n;
-        job->ended_items += n;
-        job->next_item = job->count;
-    }
+    end_undispatched(job, CPOOL_E_CANCELLED);
     dequeue(p, job);
     /* Stop the workers running this job now; queued tasks of it are skipped by the
      * workers, which see the cancelled generation. */
@@ -546,6 +548,18 @@ int cpool_job_status(cpool_job_t *job, cpool_status_t *status) {
     return 0;
 }
 
+int64_t cpool_job_failures(cpool_job_t *job, size_t *indices, cpool_status_t *statuses,
+                           size_t max) {
+    if (!job) return -EINVAL;
+    if (!atomic_load_explicit(&job->ended, memory_order_acquire)) return -EBUSY;
+    size_t n = job->failures_count < max ? job->failures_count : max;
+    for (size_t i = 0; i < n; i++) {
+        if (indices) indices[i] = job->failures[i].index;
+        if (statuses) statuses[i] = job->failures[i].status;
+    }
+    return (int64_t)job->failed_items;
+}
+
 void cpool_job_free(cpool_job_t *job) {
     if (!job) return;
     cpool_pool_t *p = job->pool;
@@ -561,6 +575,7 @@ void cpool_job_free(cpool_job_t *job) {
     pthread_mutex_unlock(&p->lock);
     free(job->chunks);
     free(job->owned_args);
+    free(job->failures);
     free(job);
 }
 

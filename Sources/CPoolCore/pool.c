@@ -100,6 +100,8 @@ static uint32_t usable_cpus(void) {
     return n > 0 ? (uint32_t)n : 1;
 }
 
+int cpool_cpu_count(void) { return (int)usable_cpus(); }
+
 static void timed_wait(cpool_pool_t *p, uint64_t deadline_ns) {
     if (!deadline_ns) {
         pthread_cond_wait(&p->changed, &p->lock);
@@ -115,6 +117,7 @@ static void free_pool(cpool_pool_t *p) {
         if (!job) continue;
         free(job->chunks);
         free(job->owned_args);
+        free(job->failures);
         free(job);
     }
     cpool__region_destroy(&p->region);

@@ -46,6 +46,11 @@ typedef struct cpool__chunk {
     uint64_t task_in_off, task_out_off; /* where the task reads and writes its item 0 */
 } cpool__chunk_t;
 
+typedef struct cpool__failure {
+    size_t index;
+    cpool_status_t status;
+} cpool__failure_t;
+
 struct cpool_job {
     cpool_pool_t *pool;
     uint32_t slot, gen;
@@ -70,6 +75,8 @@ struct cpool_job {
     int woke_worker;                /* dispatching it woke a sleeping worker */
     int queued;                     /* on the pool's list of jobs waiting to dispatch */
     struct cpool_job *next_queued;
+    cpool__failure_t *failures;     /* failed items, in the order they ended */
+    size_t failures_count, failures_cap;
     uint32_t window;
     uint32_t chunks_in_flight;
     cpool__chunk_t *chunks;

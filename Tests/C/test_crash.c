@@ -1,5 +1,6 @@
 /* A worker that dies fails exactly the task it ran; every other result arrives once;
  * the worker is replaced and the pool serves the next call. */
+#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
@@ -58,6 +59,24 @@ static void shouldFailOnlyTheSegfaultingItemWithChunksOfOne(void) {
 static void shouldReportAbortAsSigabrt(void) { check_map_with_one_death(600, SIGABRT, 0); }
 static void shouldReportExitStatusOfAWorkerThatExits(void) {
     check_map_with_one_death(700, 1000 + 3, 0);
+}
+
+static void shouldListOnlyTheFailedItemsOfAJob(void) {
+    enum { N = 3000 };
+    static int64_t in[N], out[N];
+    for (int i = 0; i < N; i++) in[i] = i + 1000;
+    in[10] = in[2000] = 500;
+    cpool_job_t *job;
+    CHECK_RC(cpool_map_start(pool, crash, in, 8, out, 8, N, 0, NULL, &job), 0);
+    CHECK_RC(cpool_job_failures(job, NULL, NULL, 0), -EBUSY);
+    CHECK_RC(cpool_job_wait(job, 0), CPOOL_E_TASK_FAILED);
+    size_t idx[4];
+    cpool_status_t st[4];
+    CHECK_EQ(cpool_job_failures(job, idx, st, 4), 2);
+    CHECK((idx[0] == 10 && idx[1] == 2000) || (idx[0] == 2000 && idx[1] == 10));
+    CHECK_EQ(st[0].code, CPOOL_E_CRASHED);
+    CHECK_EQ(st[1].detail, SIGSEGV);
+    cpool_job_free(job);
 }
 
 static void shouldReportACrashedApplyAndKeepServing(void) {
@@ -123,6 +142,7 @@ int main(void) {
     RUN(shouldFailOnlyTheSegfaultingItemWithChunksOfOne);
     RUN(shouldReportAbortAsSigabrt);
     RUN(shouldReportExitStatusOfAWorkerThatExits);
+    RUN(shouldListOnlyTheFailedItemsOfAJob);
     RUN(shouldReportACrashedApplyAndKeepServing);
     RUN(shouldSurviveManyCrashesInOneMap);
     RUN(shouldKeepTheWorkerCountAfterCrashes);
