@@ -135,17 +135,19 @@ static void run_task(const worker_ctx_t *w, uint64_t pos) {
         if (rc == 0) {
             atomic_store_explicit(&ctl->state.cur_item, t.count, memory_order_relaxed);
             atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_PUBLISHING, memory_order_release);
-            publish(w, &t, t.first, t.count, 0, 0);
+            /* Count before publishing, so a caller that sees its results also sees
+             * them counted in the statistics. */
             atomic_fetch_add_explicit(&ctl->state.items_done, t.count, memory_order_relaxed);
+            publish(w, &t, t.first, t.count, 0, 0);
             return;
         }
         /* Item k failed: report the run before it and it, then go on after it. */
         uint32_t k = (uint32_t)atomic_load_explicit(&ctl->state.cur_item, memory_order_relaxed);
         if (k >= t.count) k = t.count - 1; /* a batch function that misreported */
         atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_PUBLISHING, memory_order_release);
+        atomic_fetch_add_explicit(&ctl->state.items_done, k + 1, memory_order_relaxed);
         publish(w, &t, t.first, k, 0, 0);
         publish(w, &t, t.first + k, 1, rc, (int)detail);
-        atomic_fetch_add_explicit(&ctl->state.items_done, k + 1, memory_order_relaxed);
         atomic_store_explicit(&ctl->state.cur_item, 0, memory_order_release);
         t.first += k + 1;
         t.count -= k + 1;

@@ -1,0 +1,71 @@
+internal import CPoolCore
+
+/// How a ``ProcessPool`` runs its workers.
+///
+/// A plain `Sendable` value: build one, change what you need, hand it to
+/// ``ProcessPool/init(_:)`` or ``withProcessPool(_:_:)``.
+public struct ProcessPoolConfiguration: Sendable {
+    /// Worker processes. Default: the CPUs this process may run on (its affinity mask),
+    /// as `cpool_cpu_count()` reports them.
+    public var workerCount: Int
+
+    /// Keep the workers alive between calls (mpire's `keep_alive`). Off: each call forks
+    /// fresh workers, which see every closure that exists at that moment, and stops them
+    /// afterwards. On: workers survive between calls; functions made with
+    /// ``ProcessPool/register(_:)`` before the workers start run on them without a
+    /// restart, while any other closure makes the pool restart its workers first
+    /// (a forked worker cannot see a closure created after it was forked). Worker init
+    /// and exit hooks run once per worker process, not once per call, when it is on.
+    public var keepAlive: Bool
+
+    /// Tasks a worker process runs before it is replaced by a fresh one
+    /// (`maxtasksperchild`, mpire's `worker_lifespan`). `nil`: never replaced.
+    public var tasksPerWorker: Int?
+
+    /// A task running longer is stopped by killing its worker, which is replaced; the
+    /// task fails with ``ProcessPoolError/Code/timedOut``. `nil`: no limit.
+    public var taskTimeout: Duration?
+
+    /// Bytes of shared memory for arguments and results in flight. Inputs larger than
+    /// about a quarter of it are sent in several rounds.
+    public var sharedMemoryBytes: Int
+
+    /// Runs in each worker process when it starts, with the worker's id
+    /// (0 ..< workerCount). Throwing makes that worker exit; a pool whose workers keep
+    /// failing to start is broken (``ProcessPoolError/Code/workerInitFailed``).
+    /// Runs in a forked child: synchronous code only (no Dispatch, no async).
+    public var workerInit: (@Sendable (_ workerID: Int) throws -> Void)?
+
+    /// Runs in each worker process when it leaves gracefully (lifespan reached, pool
+    /// closed, or the end of a call when ``keepAlive`` is off).
+    public var workerExit: (@Sendable (_ workerID: Int) -> Void)?
+
+    public init(
+        workerCount: Int? = nil,
+        keepAlive: Bool = false,
+        tasksPerWorker: Int? = nil,
+        taskTimeout: Duration? = nil,
+        sharedMemoryBytes: Int = 64 << 20,
+        workerInit: (@Sendable (_ workerID: Int) throws -> Void)? = nil,
+        workerExit: (@Sendable (_ workerID: Int) -> Void)? = nil
+    ) {
+        self.workerCount = workerCount ?? Self.availableCPUs
+        self.keepAlive = keepAlive
+        self.tasksPerWorker = tasksPerWorker
+        self.taskTimeout = taskTimeout
+        self.sharedMemoryBytes = sharedMemoryBytes
+        self.workerInit = workerInit
+        self.workerExit = workerExit
+    }
+
+    /// The CPUs this process may run on, honouring its affinity mask.
+    public static var availableCPUs: Int { Int(cpool_cpu_count()) }
+}
+
+extension Duration {
+    var nanoseconds: UInt64 {
+        let (s, atto) = components
+        if s < 0 { return 0 }
+        return UInt64(s) &* 1_000_000_000 &+ UInt64(atto / 1_000_000_000)
+    }
+}

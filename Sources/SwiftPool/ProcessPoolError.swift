@@ -1,0 +1,71 @@
+internal import CPoolCore
+
+/// The one error type of SwiftPool: what went wrong with a task or a call, and for
+/// which task.
+public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: Sendable, Equatable {
+        /// The worker died while running the task: killed by `signal`, or exited with
+        /// `exitStatus` (one of the two is set).
+        case crashed(signal: Int32?, exitStatus: Int32?)
+        /// The task ran past ``ProcessPoolConfiguration/taskTimeout``; its worker was killed.
+        case timedOut
+        /// The task was cancelled (``TaskHandle/cancel()``, Swift task cancellation,
+        /// or ``ProcessPool/terminate()``).
+        case cancelled
+        /// The pool was closed or terminated before the call.
+        case closed
+        /// The worker init hook kept failing: the pool cannot run anything.
+        case workerInitFailed
+        /// The task's own closure threw: `typeName` and `message` describe the error
+        /// (the error value itself stays in the worker process).
+        case userError(typeName: String, message: String)
+        /// A value could not be moved through shared memory (too large for it, or
+        /// another encoding problem); `reason` says which.
+        case encodingFailed(reason: String)
+        /// Any other failure of the C core: its code and `cpool_strerror` text.
+        case core(code: Int32, message: String)
+    }
+
+    public var code: Code
+    /// Index of the failing task in the call's input (`nil` when the call failed as a whole).
+    public var taskIndex: Int?
+
+    public init(_ code: Code, taskIndex: Int? = nil) {
+        self.code = code
+        self.taskIndex = taskIndex
+    }
+
+    public var description: String {
+        let at = taskIndex.map { " (task \($0))" } ?? ""
+        switch code {
+        case let .crashed(signal?, _): return "worker crashed with signal \(signal)\(at)"
+        case let .crashed(_, status?): return "worker exited with status \(status)\(at)"
+        case .crashed: return "worker crashed\(at)"
+        case .timedOut: return "task timed out\(at); its worker was killed"
+        case .cancelled: return "task cancelled\(at)"
+        case .closed: return "the pool is closed"
+        case .workerInitFailed: return "the worker init hook kept failing; the pool is broken"
+        case let .userError(type, message): return "\(type): \(message)\(at)"
+        case let .encodingFailed(reason): return "encoding failed: \(reason)\(at)"
+        case let .core(code, message): return "\(message) [\(code)]\(at)"
+        }
+    }
+
+    /// Translates a C core status (see `cpool_status_t`) into the Swift error.
+    static func fromCore(_ rc: Int32, detail: Int32 = 0, taskIndex: Int? = nil) -> ProcessPoolError {
+        switch rc {
+        case Int32(CPOOL_E_CRASHED):
+            return detail >= 1000
+                ? .init(.crashed(signal: nil, exitStatus: detail - 1000), taskIndex: taskIndex)
+                : .init(.crashed(signal: detail, exitStatus: nil), taskIndex: taskIndex)
+        case Int32(CPOOL_E_TASK_TIMEOUT): return .init(.timedOut, taskIndex: taskIndex)
+        case Int32(CPOOL_E_CANCELLED): return .init(.cancelled, taskIndex: taskIndex)
+        case Int32(CPOOL_E_CLOSED): return .init(.closed, taskIndex: taskIndex)
+        case Int32(CPOOL_E_WORKER_INIT): return .init(.workerInitFailed, taskIndex: taskIndex)
+        case Int32(CPOOL_E_TOO_LARGE):
+            return .init(.encodingFailed(reason: "larger than the pool's shared memory"), taskIndex: taskIndex)
+        default:
+            return .init(.core(code: rc, message: String(cString: cpool_strerror(rc))), taskIndex: taskIndex)
+        }
+    }
+}
