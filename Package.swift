@@ -7,6 +7,11 @@ let package = Package(
         .library(name: "SwiftPool", targets: ["SwiftPool"]),
         .library(name: "CPoolCore", targets: ["CPoolCore"]),
     ],
+    dependencies: [
+        // The benchmark's options and latency percentiles; the library itself needs nothing.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+    ],
     targets: [
         // The C core. Rooted at the package root so that SwiftPM and CMake share one
         // public header folder (SwiftPM refuses a publicHeadersPath outside the target).
@@ -20,5 +25,14 @@ let package = Package(
         ),
         .target(name: "SwiftPool", dependencies: ["CPoolCore"]),
         .testTarget(name: "SwiftPoolTests", dependencies: ["SwiftPool"]),
+        .executableTarget(
+            name: "swiftpool-bench",
+            dependencies: [
+                "SwiftPool",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/Swift"
+        ),
     ]
 )

@@ -108,6 +108,18 @@ CPOOL_API int cpool_terminate(cpool_pool_t *pool);
  * forever. Returns 0, -EINVAL when the pool is still open, or -ETIMEDOUT. */
 CPOOL_API int cpool_join(cpool_pool_t *pool, uint64_t timeout_ns);
 
+/* Stops every worker once it has finished the tasks already queued on it; each runs its
+ * exit hook and leaves, and no replacement is forked. Work submitted while the workers
+ * are stopped waits for cpool_start_workers. timeout_ns 0 waits forever. Returns 0,
+ * -ETIMEDOUT (the workers go on stopping), or CPOOL_E_CLOSED. */
+CPOOL_API int cpool_stop_workers(cpool_pool_t *pool, uint64_t timeout_ns);
+
+/* Forks a fresh worker for every slot that has none (after cpool_stop_workers, or at
+ * any time: slots with a worker are left alone) and waits until they run. Fresh workers
+ * see everything the process holds now: functions registered since, and the data their
+ * context pointers point to. Returns 0, CPOOL_E_CLOSED, or -errno of a failed fork. */
+CPOOL_API int cpool_start_workers(cpool_pool_t *pool);
+
 /* Terminates (unless already joined), joins, and frees everything: no worker and no
  * shared memory is left. Threads blocked in cpool_map or cpool_apply on this pool
  * return CPOOL_E_CANCELLED first. NULL is a no-op. Jobs not yet freed are freed

@@ -272,6 +272,60 @@ int cpool_join(cpool_pool_t *p, uint64_t timeout_ns) {
     return rc;
 }
 
+int cpool_stop_workers(cpool_pool_t *p, uint64_t timeout_ns) {
+    int rc = cpool__pool_enter(p);
+    if (rc) return rc;
+    const uint64_t deadline = timeout_ns ? cpool__now_ns() + timeout_ns : 0;
+    pthread_mutex_lock(&p->lock);
+    if (p->state != CPOOL_OPEN) rc = CPOOL_E_CLOSED;
+    if (!rc) {
+        p->paused = 1;
+        for (uint32_t w = 0; w < p->workers; w++) {
+            cpool__worker_ctl_t *c = &p->region.ctl[w];
+            p->w[w].respawn = 0;
+            atomic_store(&c->to_worker.stop, 1);
+            atomic_fetch_add(&c->to_worker.wake_seq, 1);
+            cpool__futex_wake_all(&c->to_worker.wake_seq);
+        }
+        while (!workers_gone(p) && rc == 0) {
+            if (deadline && cpool__now_ns() >= deadline) rc = -ETIMEDOUT;
+            else timed_wait(p, deadline ? deadline : cpool__now_ns() + 100000000u);
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    cpool__pool_leave(p);
+    return rc;
+}
+
+int cpool_start_workers(cpool_pool_t *p) {
+    int rc = cpool__pool_enter(p);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->lock);
+    if (p->state != CPOOL_OPEN) rc = CPOOL_E_CLOSED;
+    else if (p->broken) rc = p->broken;
+    if (!rc) {
+        p->paused = 0;
+        p->start_error = 0;
+        for (uint32_t w = 0; w < p->workers; w++)
+            if (!p->w[w].pid) p->w[w].respawn = 1;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (!rc) {
+        cpool__supervisor_poke(p);
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+            int pending = 0;
+            for (uint32_t w = 0; w < p->workers; w++) pending |= p->w[w].respawn;
+            if (!pending || p->broken || p->state != CPOOL_OPEN) break;
+            timed_wait(p, cpool__now_ns() + 100000000u);
+        }
+        rc = p->broken ? p->broken : p->state != CPOOL_OPEN ? CPOOL_E_CLOSED : p->start_error;
+        pthread_mutex_unlock(&p->lock);
+    }
+    cpool__pool_leave(p);
+    return rc;
+}
+
 void cpool_destroy(cpool_pool_t *p) {
     if (!p || !live_remove(p)) return;
     pthread_mutex_lock(&p->lock);

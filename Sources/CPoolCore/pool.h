@@ -97,6 +97,7 @@ struct cpool_pool {
     int broken;                     /* 0, or the code every call now fails with */
     int init_failures;              /* consecutive */
     int active_calls;               /* API calls in progress (see pool.c) */
+    int paused;                     /* cpool_stop_workers: no replacements until started */
     int live_jobs;
     cpool__arena_t arena;
     cpool_job_t *jobs[CPOOL_MAX_JOBS];

@@ -146,6 +146,8 @@ static void settle_death(cpool_pool_t *p, uint32_t w, const siginfo_t *si) {
         flush_ring(p, w, p->broken);
     } else if (p->state == CPOOL_TERMINATED) {
         flush_ring(p, w, CPOOL_E_CANCELLED);
+    } else if (p->paused && graceful) {
+        /* stopped by cpool_stop_workers: cpool_start_workers forks the next one */
     } else if (stopping && atomic_load(&c->from_worker.task_tail) == atomic_load(&c->to_worker.task_head)) {
         /* left because the pool closed and its ring is empty: no replacement */
     } else {
@@ -262,15 +264,26 @@ static void *supervise(void *arg) {
         uint32_t due[CPOOL_MAX_WORKERS];
         uint32_t ndue = 0;
         for (uint32_t w = 0; w < p->workers; w++)
-            if (p->w[w].respawn && !p->broken && p->state != CPOOL_TERMINATED) due[ndue++] = w;
+            if (p->w[w].respawn && !p->broken && p->state != CPOOL_TERMINATED && !p->w[w].pid) {
+                if (!p->paused && p->state == CPOOL_OPEN)
+                    atomic_store(&p->region.ctl[w].to_worker.stop, 0); /* after a stop */
+                due[ndue++] = w;
+            }
         pthread_mutex_unlock(&p->lock);
         if (changed) cpool__wake_waiters(p);
         for (uint32_t i = 0; i < ndue; i++) {
-            if (spawn(p, due[i]) == 0) {
-                pthread_mutex_lock(&p->lock);
+            int rc = spawn(p, due[i]);
+            pthread_mutex_lock(&p->lock);
+            if (rc == 0) {
                 p->w[due[i]].restarts++;
-                pthread_mutex_unlock(&p->lock);
+            } else {
+                /* No process to be had (fork failed): the slot stays empty, and whoever
+                 * waits for it learns why. */
+                p->w[due[i]].respawn = 0;
+                p->start_error = rc;
+                pthread_cond_broadcast(&p->changed);
             }
+            pthread_mutex_unlock(&p->lock);
         }
     }
     free(fds);

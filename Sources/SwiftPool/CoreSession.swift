@@ -1,14 +1,21 @@
 internal import CPoolCore
 
-/// One generation of workers: a C pool (`cpool_create`) and the task functions that
-/// existed when its workers were forked, registered with it by address.
+/// One C pool (`cpool_create`): its shared memory, its worker slots, and the task
+/// functions registered with it. The shared memory stays (its pages warm) while the
+/// workers are stopped and forked again, which is how a pool without keep-alive gives
+/// every call fresh workers cheaply.
 final class CoreSession: @unchecked Sendable {
     let handle: OpaquePointer
     private var ids: [ObjectIdentifier: cpool_fn_t] = [:]
-    private let functions: [_TaskFunction] // kept alive as long as the workers may call them
+    private var functions: [_TaskFunction] = [] // kept alive as long as workers may call them
+    /// Functions the running workers can call: those that existed when they were forked.
+    private var known: Set<ObjectIdentifier> = []
+    private(set) var workersRunning = true
+    /// Calls using this session now (guarded by the pool's monitor).
+    var users = 0
 
-    /// Forks the workers. Every function in `functions` must exist now: the workers see
-    /// only what the parent held when they were forked.
+    /// Forks the workers. Every function in `functions` exists now, so the workers can
+    /// run them all.
     init(_ c: ProcessPoolConfiguration, hooks: WorkerHooks, functions: [_TaskFunction]) throws {
         var o = cpool_options_t()
         cpool_options_init(&o)
@@ -23,17 +30,8 @@ final class CoreSession: @unchecked Sendable {
         let rc = cpool_create(&o, &h)
         guard rc == 0, let h else { throw ProcessPoolError.fromCore(rc) }
         handle = h
-        self.functions = functions
-        for f in functions {
-            let name = "swift.\(UInt(bitPattern: Unmanaged.passUnretained(f).toOpaque()))"
-            let id = cpool_register_batch(h, name, chunkTrampoline, Unmanaged.passUnretained(f).toOpaque(),
-                                          f.inStride, f.outStride)
-            guard id >= 0 else {
-                cpool_destroy(h)
-                throw ProcessPoolError.fromCore(id)
-            }
-            ids[ObjectIdentifier(f)] = id
-        }
+        for f in functions { try add(f) }
+        known = Set(ids.keys)
     }
 
     /// The last user is gone: no task runs. Stop the workers gracefully (their exit
@@ -44,9 +42,37 @@ final class CoreSession: @unchecked Sendable {
         cpool_destroy(handle)
     }
 
-    /// The id of `f` in this session, or `nil` when the workers were forked before `f`
-    /// existed (they cannot run it).
-    func id(of f: _TaskFunction) -> cpool_fn_t? { ids[ObjectIdentifier(f)] }
+    /// Registers `f` with the C pool (the running workers may not see it yet).
+    /// Throws when the C pool's function table is full.
+    func add(_ f: _TaskFunction) throws {
+        if ids[ObjectIdentifier(f)] != nil { return }
+        let name = "swift.\(UInt(bitPattern: Unmanaged.passUnretained(f).toOpaque()))"
+        let id = cpool_register_batch(handle, name, chunkTrampoline, Unmanaged.passUnretained(f).toOpaque(),
+                                      f.inStride, f.outStride)
+        guard id >= 0 else { throw ProcessPoolError.fromCore(id) }
+        ids[ObjectIdentifier(f)] = id
+        functions.append(f)
+    }
+
+    /// The id of `f` when the running workers can call it.
+    func id(of f: _TaskFunction) -> cpool_fn_t? {
+        workersRunning && known.contains(ObjectIdentifier(f)) ? ids[ObjectIdentifier(f)] : nil
+    }
+
+    /// Stops the workers (after their queued tasks; their exit hooks run).
+    func stopWorkers() {
+        if workersRunning { cpool_stop_workers(handle, 0) }
+        workersRunning = false
+    }
+
+    /// Forks fresh workers, which can run every function registered so far.
+    func startWorkers() throws {
+        stopWorkers()
+        let rc = cpool_start_workers(handle)
+        guard rc == 0 else { throw ProcessPoolError.fromCore(rc) }
+        workersRunning = true
+        known = Set(ids.keys)
+    }
 
     func terminate() {
         cpool_terminate(handle)
@@ -54,12 +80,7 @@ final class CoreSession: @unchecked Sendable {
     }
 
     /// Worker process ids now (0 for a slot being replaced), for tests and statistics.
-    func workerPIDs() -> [Int32] {
-        (0..<max(0, Int(cpool_worker_count(handle)))).map { w in
-            var s = cpool_worker_stats_t()
-            return cpool_worker_stats(handle, UInt32(w), &s) == 0 ? s.pid : 0
-        }
-    }
+    func workerPIDs() -> [Int32] { workerStatistics().map(\.pid) }
 
     func workerStatistics() -> [WorkerStatistics] {
         (0..<max(0, Int(cpool_worker_count(handle)))).map { w in

@@ -20,7 +20,7 @@ public final class ProcessPool: @unchecked Sendable {
     private var closed = false
     private var terminated = false
     private var activeCalls = 0
-    private var keptSession: CoreSession?          // keep-alive workers
+    private var keptSession: CoreSession?          // the pool's own C pool
     private var registered: [_TaskFunction] = []   // functions for keep-alive workers
     private var liveSessions: [ObjectIdentifier: Weak] = [:]
 
@@ -93,32 +93,46 @@ public final class ProcessPool: @unchecked Sendable {
 
     // MARK: - Sessions
 
-    /// Workers that can run `f`: the kept ones if they know it, else fresh ones.
+    /// Workers that can run `f`. The pool keeps one C pool; when its workers were forked
+    /// before `f` existed and nobody uses them, they are replaced by fresh ones (the
+    /// shared memory stays). When they are busy with other calls, `f` gets a C pool of
+    /// its own for this call, so that calls never wait for each other.
     private func acquireSession(for f: _TaskFunction) throws -> CoreSession {
         try monitor.withLock {
             guard !closed else { throw ProcessPoolError(.closed) }
-            if configuration.keepAlive {
-                if let s = keptSession, s.id(of: f) != nil { activeCalls += 1; return s }
-                // The living workers cannot see f: fork new ones (the old ones finish
-                // what they run and leave when their last user lets go).
-                var functions = registered
-                if !functions.contains(where: { $0 === f }) { functions.append(f) }
-                let s = try CoreSession(configuration, hooks: hooks, functions: functions)
+            let s: CoreSession
+            if let kept = keptSession, kept.id(of: f) != nil {
+                s = kept
+            } else if let kept = keptSession, kept.users == 0 {
+                do {
+                    try kept.add(f)
+                    try kept.startWorkers()
+                    s = kept
+                } catch {
+                    // The function table is full (or the workers would not start):
+                    // begin again with a new C pool.
+                    s = try CoreSession(configuration, hooks: hooks, functions: registered + [f])
+                    keptSession = s
+                }
+            } else if keptSession == nil {
+                s = try CoreSession(configuration, hooks: hooks, functions: registered + [f])
                 keptSession = s
-                liveSessions[ObjectIdentifier(s)] = Weak(session: s)
-                activeCalls += 1
-                return s
+            } else {
+                s = try CoreSession(configuration, hooks: hooks, functions: [f])
             }
-            let s = try CoreSession(configuration, hooks: hooks, functions: [f])
-            liveSessions[ObjectIdentifier(s)] = Weak(session: s)
+            s.users += 1
             activeCalls += 1
+            liveSessions[ObjectIdentifier(s)] = Weak(session: s)
             return s
         }
     }
 
     private func releaseSession(_ s: CoreSession) {
         monitor.withLock {
+            s.users -= 1
             activeCalls -= 1
+            // Without keep-alive, workers live for the duration of the calls that use them.
+            if s === keptSession && s.users == 0 && !configuration.keepAlive { s.stopWorkers() }
             liveSessions = liveSessions.filter { $0.value.session != nil }
         }
         monitor.broadcast()
@@ -354,10 +368,11 @@ public final class ProcessPool: @unchecked Sendable {
         _ = kept // released here: its workers run their exit hooks and leave
     }
 
-    /// The kept-alive workers' processes (empty when keep-alive is off or none runs).
+    /// The pool's worker processes now (0 for a slot without one: between calls when
+    /// keep-alive is off, or while a worker is replaced).
     public var workerPIDs: [Int32] { monitor.withLock { keptSession?.workerPIDs() ?? [] } }
 
-    /// Per worker slot statistics of the kept-alive workers.
+    /// Per worker slot statistics of the pool's workers.
     public var workerStatistics: [WorkerStatistics] { monitor.withLock { keptSession?.workerStatistics() ?? [] } }
 }
 

@@ -163,6 +163,54 @@ static void shouldBreakThePoolWhenWorkersCannotInitialise(void) {
     cpool_destroy(p);
 }
 
+static int64_t *late_ctx;
+
+static void shouldStopAndStartFreshWorkersThatSeeNewData(void) {
+    memset(shared, 0, sizeof *shared);
+    cpool_pool_t *p = pool_with(2, 0, on_init, on_exit_hook);
+    cpool_fn_t sq = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    int64_t in[100], out[100];
+    for (int i = 0; i < 100; i++) in[i] = i;
+    CHECK_RC(cpool_map(p, sq, in, 8, out, 8, 100, 0, NULL), 0);
+    pid_t before[2];
+    for (uint32_t w = 0; w < 2; w++) {
+        cpool_worker_stats_t s;
+        cpool_worker_stats(p, w, &s);
+        before[w] = s.pid;
+    }
+    CHECK_RC(cpool_stop_workers(p, 10000000000ull), 0);
+    CHECK_EQ(atomic_load(&shared->exits), 2); /* exit hooks ran */
+    for (uint32_t w = 0; w < 2; w++) {
+        cpool_worker_stats_t s;
+        cpool_worker_stats(p, w, &s);
+        CHECK_EQ(s.pid, 0);
+    }
+    /* work submitted while stopped waits */
+    int64_t x = 6, r = 0;
+    cpool_job_t *job;
+    CHECK_RC(cpool_submit(p, sq, &x, 8, &r, 8, 0, &job), 0);
+    CHECK_RC(cpool_job_wait(job, 50000000ull), -ETIMEDOUT);
+    /* data made now is seen by the fresh workers */
+    late_ctx = malloc(sizeof *late_ctx);
+    *late_ctx = 7;
+    cpool_fn_t bf = cpool_register_batch(p, "late_batch", t_batch_square, late_ctx, 8, 8);
+    CHECK_RC(cpool_start_workers(p), 0);
+    CHECK_RC(cpool_job_wait(job, 0), 0);
+    CHECK_EQ(r, 36);
+    cpool_job_free(job);
+    CHECK_EQ(atomic_load(&shared->inits), 4);
+    for (uint32_t w = 0; w < 2; w++) {
+        cpool_worker_stats_t s;
+        cpool_worker_stats(p, w, &s);
+        CHECK(s.pid > 0 && s.pid != before[0] && s.pid != before[1]);
+    }
+    CHECK_RC(cpool_map(p, bf, in, 8, out, 8, 100, 0, NULL), 0);
+    for (int i = 0; i < 100; i++) CHECK_EQ(out[i], i * i + 7);
+    CHECK_RC(cpool_start_workers(p), 0); /* idempotent */
+    cpool_destroy(p);
+    free(late_ctx);
+}
+
 static void shouldDestroyAnOpenPoolWithoutLeavingWorkers(void) {
     cpool_pool_t *p = pool_with(2, 0, NULL, NULL);
     pid_t pids[2];
@@ -184,6 +232,7 @@ int main(void) {
     RUN(shouldTimeOutAJoinWhileATaskRuns);
     RUN(shouldTerminateRunningAndQueuedWork);
     RUN(shouldBreakThePoolWhenWorkersCannotInitialise);
+    RUN(shouldStopAndStartFreshWorkersThatSeeNewData);
     RUN(shouldDestroyAnOpenPoolWithoutLeavingWorkers);
     return finish();
 }
