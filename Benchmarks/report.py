@@ -3,7 +3,7 @@ pools) printed in one run, and prints the markdown table: SwiftPool's median, ea
 Python pool's median, and the ratio (how many times better SwiftPool is), with the
 machine, the commit and the command. Writes the raw figures to bench-results/.
 
-usage: report.py SWIFTPOOL.tsv PYTHON.tsv COMMAND
+usage: report.py SWIFTPOOL.tsv PYTHON.tsv COMMAND   (SWIFTPOOL.tsv: the C and Swift figures)
 """
 import datetime
 import json
@@ -27,6 +27,10 @@ def read(path):
 def human(v, unit):
     if unit == "tasks/s":
         return f"{v / 1e6:.1f} M/s"
+    if unit == "efficiency":
+        return f"{v:.3f}"
+    if unit == "ms":
+        return f"{v:.1f} ms" if v < 100 else f"{v:.0f} ms"
     return f"{v:.2f} µs" if v < 10 else f"{v:.0f} µs"
 
 
@@ -43,6 +47,15 @@ def cpu_model():
 
 # (SwiftPool figure, python figure prefix, label, higher is better, target from the issues)
 ROWS = [
+    ("tiny_swift", "tiny", "tiny: Swift `map { $0 * $0 }` over 1M Int, fresh workers per call", True, "≥ 50 M/s"),
+    ("tiny_swift_keepalive", "tiny", "tiny: Swift, keep-alive, registered function", True, ""),
+    ("latency_swift_p50", "latency_p50", "latency: Swift `apply` p50, warm (keep-alive)", False, "≤ 5 µs"),
+    ("latency_swift_p99", "latency_p99", "latency: Swift `apply` p99, warm (keep-alive)", False, ""),
+    ("cpu_5ms_swift", "cpu_5ms", "cpu: 64 tasks of 5 ms, parallel efficiency", True, "≥ 0.97"),
+    ("cpu_50us_swift", "cpu_50us", "cpu: 20,000 tasks of 50 µs, parallel efficiency", True, "≥ 0.90"),
+    ("keepalive_off_swift", "keepalive_off", "keepalive: 10 maps × 1,000, 200 ms init, keep-alive off", False, ""),
+    ("keepalive_on_swift", "keepalive_on", "keepalive: same, keep-alive on", False, "≤ 250 ms"),
+    ("startup_swift", "startup", "startup: 2-worker pool, one task, shut down", False, "< 5 ms"),
     ("tiny_c_direct", "tiny", "tiny-c: map x*x over 1M int64, direct call (caller arrays)", True, "≥ 100 M/s"),
     ("tiny_c_direct_shared", "tiny", "tiny-c: same, buffers in the shared arena (zero-copy)", True, "≥ 100 M/s"),
     ("tiny_c_ffi", "tiny", "tiny-c: map x*x over 1M int64 through libffi", True, "≥ 40 M/s"),
@@ -65,7 +78,7 @@ def main():
           f"{os.cpu_count()} CPUs ({cpu_model()}), 2 workers unless said.")
     print(f"Reproduce: `{command}`. Medians of several runs; [min..max] is the spread; "
           "×N = how many times better SwiftPool is than that pool, measured in this same run.\n")
-    head = "| workload | target | SwiftPool (C API) | " + " | ".join(pools) + " |"
+    head = "| workload | target | SwiftPool | " + " | ".join(pools) + " |"
     print(head)
     print("|" + "---|" * (3 + len(pools)))
     out = {"commit": commit, "when": when, "cpus": os.cpu_count(), "cpu": cpu_model(),

@@ -71,6 +71,60 @@ def latency(label, call, calls, idle_s, runs):
     report(f"{name}_p99_{label}", p99, "us")
 
 
+def spin(us):
+    end = time.perf_counter() + us / 1e6
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def slow_init():
+    time.sleep(0.2)
+
+
+def cpu(label, map_fn, runs, quick):
+    for name, count, us in (("cpu_5ms", 64, 5000), ("cpu_50us", 4000 if quick else 20000, 50)):
+        map_fn([us] * 8)
+        eff = []
+        for _ in range(max(1, runs // 2)):
+            t0 = time.perf_counter()
+            map_fn([us] * count)
+            wall = time.perf_counter() - t0
+            eff.append(count * us / 1e6 / (wall * WORKERS))
+        report(f"{name}_{label}", eff, "efficiency")
+
+
+def keepalive_and_startup(runs):
+    small = list(range(1000))
+    t0 = time.perf_counter()
+    for _ in range(10):
+        with mp.Pool(WORKERS, initializer=slow_init) as pool:
+            pool.map(square, small)
+    report("keepalive_off_multiprocessing", [(time.perf_counter() - t0) * 1000], "ms")
+    t0 = time.perf_counter()
+    with mp.Pool(WORKERS, initializer=slow_init) as pool:
+        for _ in range(10):
+            pool.map(square, small)
+    report("keepalive_on_multiprocessing", [(time.perf_counter() - t0) * 1000], "ms")
+    ms = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        pool = mp.Pool(WORKERS)
+        pool.apply(square, (1,))
+        pool.close()
+        pool.join()
+        ms.append((time.perf_counter() - t0) * 1000)
+    report("startup_multiprocessing", ms, "ms")
+    ms = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        with cf.ProcessPoolExecutor(WORKERS) as ex:
+            ex.submit(square, 1).result()
+        ms.append((time.perf_counter() - t0) * 1000)
+    report("startup_ProcessPoolExecutor", ms, "ms")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -84,11 +138,15 @@ def main():
         tiny("multiprocessing", lambda xs: pool.map(square, xs, chunksize=best_chunk(len(xs))), n, a.runs)
         latency("multiprocessing", lambda i: pool.apply(identity, (i,)), lat_calls, 0, a.runs)
         latency("multiprocessing", lambda i: pool.apply(identity, (i,)), idle_calls, 0.001, idle_runs)
+        cpu("multiprocessing", lambda xs: pool.map(spin, xs, chunksize=1), a.runs, a.quick)
 
     with cf.ProcessPoolExecutor(WORKERS) as ex:
         tiny("ProcessPoolExecutor", lambda xs: list(ex.map(square, xs, chunksize=best_chunk(len(xs)))), n, a.runs)
         latency("ProcessPoolExecutor", lambda i: ex.submit(identity, i).result(), lat_calls, 0, a.runs)
         latency("ProcessPoolExecutor", lambda i: ex.submit(identity, i).result(), idle_calls, 0.001, idle_runs)
+        cpu("ProcessPoolExecutor", lambda xs: list(ex.map(spin, xs, chunksize=1)), a.runs, a.quick)
+
+    keepalive_and_startup(a.runs)
 
     try:
         from mpire import WorkerPool

@@ -18,6 +18,7 @@ public final class ProcessPool: @unchecked Sendable {
     private let monitor = Monitor()
     // Guarded by monitor:
     private var closed = false
+    private var keepAlive: Bool
     private var terminated = false
     private var activeCalls = 0
     private var keptSession: CoreSession?          // the pool's own C pool
@@ -30,6 +31,7 @@ public final class ProcessPool: @unchecked Sendable {
     /// until the first call after a ``register(_:)``).
     public init(_ configuration: ProcessPoolConfiguration = .init()) {
         self.configuration = configuration
+        keepAlive = configuration.keepAlive
         journal = ErrorJournal(workers: max(1, configuration.workerCount))
         hooks = WorkerHooks(configuration)
     }
@@ -97,7 +99,7 @@ public final class ProcessPool: @unchecked Sendable {
     /// before `f` existed and nobody uses them, they are replaced by fresh ones (the
     /// shared memory stays). When they are busy with other calls, `f` gets a C pool of
     /// its own for this call, so that calls never wait for each other.
-    private func acquireSession(for f: _TaskFunction) throws -> CoreSession {
+    func acquireSession(for f: _TaskFunction) throws -> CoreSession {
         try monitor.withLock {
             guard !closed else { throw ProcessPoolError(.closed) }
             let s: CoreSession
@@ -127,15 +129,72 @@ public final class ProcessPool: @unchecked Sendable {
         }
     }
 
-    private func releaseSession(_ s: CoreSession) {
+    /// The pool's own C pool, made now if there is none yet (its workers start with it).
+    func currentSession() throws -> CoreSession {
+        try monitor.withLock {
+            guard !closed else { throw ProcessPoolError(.closed) }
+            if let s = keptSession { return s }
+            let s = try CoreSession(configuration, hooks: hooks, functions: registered)
+            if !keepAlive { s.stopWorkers() }
+            keptSession = s
+            return s
+        }
+    }
+
+    /// Turns keep-alive on or off for the calls that follow (see
+    /// ``ProcessPoolConfiguration/keepAlive``). Turning it off stops idle workers now.
+    public func setKeepAlive(_ on: Bool) {
+        monitor.withLock {
+            keepAlive = on
+            if !on, let s = keptSession, s.users == 0 { s.stopWorkers() }
+        }
+    }
+
+    func releaseSession(_ s: CoreSession) {
         monitor.withLock {
             s.users -= 1
             activeCalls -= 1
             // Without keep-alive, workers live for the duration of the calls that use them.
-            if s === keptSession && s.users == 0 && !configuration.keepAlive { s.stopWorkers() }
+            if s === keptSession && s.users == 0 && !keepAlive { s.stopWorkers() }
             liveSessions = liveSessions.filter { $0.value.session != nil }
         }
         monitor.broadcast()
+    }
+
+    /// A session for a lazy map, which holds it until its iteration ends.
+    func sessionForStream(_ f: _TaskFunction) throws -> (CoreSession, cpool_fn_t) {
+        let s = try acquireSession(for: f)
+        guard let id = s.id(of: f) else {
+            releaseSession(s)
+            throw ProcessPoolError(.closed)
+        }
+        return (s, id)
+    }
+
+    func releaseStream(_ s: CoreSession) { releaseSession(s) }
+
+    // MARK: - imap
+
+    /// Maps lazily and in order (multiprocessing's `imap`): reads `inputs` as the
+    /// iteration goes and keeps a bounded number of chunks in flight, so an endless or
+    /// huge input works. Each element is that task's result or error.
+    @inlinable
+    public func imap<Inputs: Sequence, Result: BitwiseCopyable>(
+        _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Result
+    ) throws -> LazyPoolMap<Inputs, Result> where Inputs.Element: BitwiseCopyable {
+        let engine = try LazyMapEngine(pool: self, function: _makeTaskFunction(body), chunkSize: chunkSize)
+        return LazyPoolMap(inputs: inputs, engine: engine, ordered: true)
+    }
+
+    /// Like ``imap(_:chunkSize:_:)``, but yields results as their chunks finish
+    /// (multiprocessing's `imap_unordered`); ``ProcessPoolError/taskIndex`` and the
+    /// order of finishing tell which input a failure belongs to.
+    @inlinable
+    public func imapUnordered<Inputs: Sequence, Result: BitwiseCopyable>(
+        _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Result
+    ) throws -> LazyPoolMap<Inputs, Result> where Inputs.Element: BitwiseCopyable {
+        let engine = try LazyMapEngine(pool: self, function: _makeTaskFunction(body), chunkSize: chunkSize)
+        return LazyPoolMap(inputs: inputs, engine: engine, ordered: false)
     }
 
     // MARK: - map
