@@ -313,11 +313,16 @@ int cpool_start_workers(cpool_pool_t *p) {
     if (!rc) {
         cpool__supervisor_poke(p);
         pthread_mutex_lock(&p->lock);
+        /* Until every slot has a process that finished its init hook (or died: the
+         * supervisor then forks another or breaks the pool). Init completion is not
+         * signalled, so look every millisecond. */
         for (;;) {
             int pending = 0;
-            for (uint32_t w = 0; w < p->workers; w++) pending |= p->w[w].respawn;
-            if (!pending || p->broken || p->state != CPOOL_OPEN) break;
-            timed_wait(p, cpool__now_ns() + 100000000u);
+            for (uint32_t w = 0; w < p->workers; w++)
+                pending |= p->w[w].respawn ||
+                           (p->w[w].pid && !atomic_load(&p->region.ctl[w].state.init_ok));
+            if (!pending || p->broken || p->state != CPOOL_OPEN || p->start_error) break;
+            timed_wait(p, cpool__now_ns() + 1000000u);
         }
         rc = p->broken ? p->broken : p->state != CPOOL_OPEN ? CPOOL_E_CLOSED : p->start_error;
         pthread_mutex_unlock(&p->lock);
