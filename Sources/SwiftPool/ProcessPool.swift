@@ -72,7 +72,7 @@ public final class ProcessPool: @unchecked Sendable {
         _ body: @escaping @Sendable (Argument) throws -> Result
     ) -> _TaskFunction {
         let inStride = MemoryLayout<Argument>.stride, outStride = MemoryLayout<Result>.stride
-        var function: _TaskFunction?
+        let journal = self.journal // not the function itself: that would be a reference cycle
         let run: _ChunkRunner = { input, inBytes, output, outBytes, count, progress in
             for i in 0..<count {
                 progress.pointee = i
@@ -81,16 +81,14 @@ public final class ProcessPool: @unchecked Sendable {
                     let r = try body(x)
                     output.storeBytes(of: r, toByteOffset: i &* outBytes, as: Result.self)
                 } catch {
-                    function?.record(error, input: input + i &* inBytes)
+                    _recordThrown(error, input: input + i &* inBytes, in: journal)
                     progress.pointee = i
                     return -1
                 }
             }
             return 0
         }
-        let f = _TaskFunction(run: run, inStride: inStride, outStride: outStride, journal: journal)
-        function = f // the runner reaches its function to record errors; a cycle kept for the pool's life
-        return f
+        return _TaskFunction(run: run, inStride: inStride, outStride: outStride)
     }
 
     // MARK: - Sessions

@@ -21,22 +21,21 @@ public final class _TaskFunction: @unchecked Sendable {
     @usableFromInline let run: _ChunkRunner
     @usableFromInline let inStride: Int
     @usableFromInline let outStride: Int
-    @usableFromInline let journal: ErrorJournal
 
     @usableFromInline
-    init(run: @escaping _ChunkRunner, inStride: Int, outStride: Int, journal: ErrorJournal) {
+    init(run: @escaping _ChunkRunner, inStride: Int, outStride: Int) {
         self.run = run
         self.inStride = inStride
         self.outStride = outStride
-        self.journal = journal
     }
+}
 
-    /// Worker side: write down an error thrown for the task whose input is at `input`.
-    @usableFromInline
-    func record(_ error: any Error, input: UnsafeRawPointer) {
-        journal.record(worker: currentWorkerID ?? -1, input: input,
-                       typeName: String(reflecting: type(of: error)), message: String(describing: error))
-    }
+/// Worker side: writes down an error a task's closure threw, for the task whose input is
+/// at `input`, so that the parent can report its type and message.
+@usableFromInline
+func _recordThrown(_ error: any Error, input: UnsafeRawPointer, in journal: ErrorJournal) {
+    journal.record(worker: currentWorkerID ?? -1, input: input,
+                   typeName: String(reflecting: type(of: error)), message: String(describing: error))
 }
 
 /// The C batch function every Swift closure goes through. A closure literal converted

@@ -71,3 +71,29 @@ struct LifecycleTests {
         pool.join()
     }
 }
+
+final class DeinitTracker: @unchecked Sendable {
+    let flag: UnsafeMutablePointer<Bool>
+    init(_ flag: UnsafeMutablePointer<Bool>) { self.flag = flag }
+    deinit { flag.pointee = true }
+}
+
+@Suite("Memory")
+struct MemoryTests {
+    @Test func closuresAndWhatTheyCaptureAreReleasedWithThePool() throws {
+        let freed = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+        defer { freed.deallocate() }
+        freed.pointee = false
+        do {
+            let tracker = DeinitTracker(freed)
+            let pool = ProcessPool(.init(workerCount: 1))
+            _ = try pool.map([1, 2, 3]) { (x: Int) -> Int in
+                withExtendedLifetime(tracker) { x + 1 }
+            }
+            _ = try pool.mapResults([1]) { (x: Int) throws -> Int in
+                withExtendedLifetime(tracker) { x }
+            }
+        }
+        #expect(freed.pointee)
+    }
+}
