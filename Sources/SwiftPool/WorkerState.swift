@@ -1,0 +1,42 @@
+/// Per-worker state (mpire's `use_worker_state`): a value made once in each worker
+/// process, on the first task of a function there, and passed `inout` to every task of
+/// that function on that worker. Each worker has its own copy (the box is copied into
+/// every worker by fork), so tasks never share or lock it; with keep-alive and a
+/// registered function it lives on between calls.
+public final class _WorkerState<State>: @unchecked Sendable {
+    @usableFromInline var state: State?
+    @usableFromInline let make: @Sendable (_ workerID: Int) -> State
+
+    @usableFromInline
+    init(_ make: @escaping @Sendable (Int) -> State) { self.make = make }
+
+    @inlinable
+    func with<R>(_ body: (inout State) throws -> R) rethrows -> R {
+        if state == nil { state = make(ProcessPool.currentWorkerID ?? -1) }
+        return try body(&state!)
+    }
+}
+
+extension ProcessPool {
+    /// ``map(_:chunkSize:_:)`` where every task also gets its worker's state, made by
+    /// `workerState` on the worker's first task of this call.
+    @inlinable
+    public func map<State, Argument: BitwiseCopyable, Result: BitwiseCopyable>(
+        _ inputs: [Argument], chunkSize: Int? = nil,
+        workerState: @escaping @Sendable (_ workerID: Int) -> State,
+        _ body: @escaping @Sendable (inout State, Argument) throws -> Result
+    ) throws -> [Result] {
+        let box = _WorkerState(workerState)
+        return try map(inputs, chunkSize: chunkSize) { x in try box.with { try body(&$0, x) } }
+    }
+
+    /// ``register(_:)`` with per-worker state that keep-alive workers keep between calls.
+    @inlinable
+    public func register<State, Argument: BitwiseCopyable, Result: BitwiseCopyable>(
+        workerState: @escaping @Sendable (_ workerID: Int) -> State,
+        _ body: @escaping @Sendable (inout State, Argument) throws -> Result
+    ) -> PoolFunction<Argument, Result> {
+        let box = _WorkerState(workerState)
+        return register { (x: Argument) in try box.with { try body(&$0, x) } }
+    }
+}
