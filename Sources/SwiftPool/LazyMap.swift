@@ -34,6 +34,9 @@ final class LazyMapEngine: @unchecked Sendable {
     private let chunkSize: Int
     private let maxInFlight: Int
     private let since: [UInt64]
+    // inFlight and released are guarded by `lock`, which is never held while waiting,
+    // so that cancelAll() from another thread (an async stream's termination) is prompt.
+    private let lock = Monitor()
     private var inFlight: [ChunkInFlight] = []
     private var nextIndex = 0
     private var released = false
@@ -53,9 +56,10 @@ final class LazyMapEngine: @unchecked Sendable {
     deinit { finish() }
 
     /// Whether more chunks may be started now.
-    @usableFromInline var hasRoom: Bool { inFlight.count < maxInFlight }
-    @usableFromInline var isIdle: Bool { inFlight.isEmpty }
+    @usableFromInline var hasRoom: Bool { lock.withLock { !released && inFlight.count < maxInFlight } }
+    @usableFromInline var isIdle: Bool { lock.withLock { inFlight.isEmpty } }
     @usableFromInline var chunk: Int { chunkSize }
+    @usableFromInline var isCancelled: Bool { lock.withLock { released } }
 
     /// Starts a chunk over `count` packed inputs. Throws when shared memory is full.
     @usableFromInline
@@ -76,7 +80,7 @@ final class LazyMapEngine: @unchecked Sendable {
             cpool_free(h, o)
             throw ProcessPoolError.fromCore(rc)
         }
-        inFlight.append(ChunkInFlight(first: nextIndex, count: count, job: job, inBuf: i, outBuf: o))
+        lock.withLock { inFlight.append(ChunkInFlight(first: nextIndex, count: count, job: job, inBuf: i, outBuf: o)) }
         nextIndex += count
     }
 
@@ -85,19 +89,19 @@ final class LazyMapEngine: @unchecked Sendable {
     @usableFromInline
     func takeChunk(ordered: Bool,
                    _ body: (_ first: Int, _ count: Int, _ outputs: UnsafeRawPointer, _ failures: [(Int, ProcessPoolError)]) -> Void) {
-        guard !inFlight.isEmpty else { return }
-        var k = 0
+        let chunks = lock.withLock { inFlight }
+        guard !chunks.isEmpty else { return }
+        var c = chunks[0]
         if !ordered {
             // Poll every chunk; sleep briefly on the oldest when none has ended.
             pollLoop: while true {
-                for (j, c) in inFlight.enumerated() where cpool_job_done(c.job) == 1 {
-                    k = j
+                for d in chunks where cpool_job_done(d.job) == 1 {
+                    c = d
                     break pollLoop
                 }
-                if cpool_job_wait(inFlight[0].job, 1_000_000) != -ETIMEDOUT { k = 0; break }
+                if cpool_job_wait(chunks[0].job, 1_000_000) != -ETIMEDOUT { break }
             }
         }
-        let c = inFlight.remove(at: k)
         let rc = cpool_job_wait(c.job, 0)
         var failures: [(Int, ProcessPoolError)] = []
         if rc == Int32(CPOOL_E_TASK_FAILED) {
@@ -108,7 +112,20 @@ final class LazyMapEngine: @unchecked Sendable {
             failures = (0..<c.count).map { (c.first + $0, ProcessPoolError(e.code, taskIndex: c.first + $0)) }
         }
         body(c.first, c.count, UnsafeRawPointer(c.outBuf), failures)
-        release(c)
+        lock.withLock {
+            inFlight.removeAll { $0 === c }
+            release(c)
+        }
+    }
+
+    /// Cancels every chunk in flight (their running tasks' workers are killed); safe
+    /// from any thread while another iterates.
+    @usableFromInline
+    func cancelAll() {
+        lock.withLock {
+            released = true
+            for c in inFlight { cpool_job_cancel(c.job) }
+        }
     }
 
     private func release(_ c: ChunkInFlight) {
@@ -120,13 +137,22 @@ final class LazyMapEngine: @unchecked Sendable {
     /// Cancels what is in flight and gives the workers back.
     @usableFromInline
     func finish() {
-        if released { return }
-        released = true
-        for c in inFlight { cpool_job_cancel(c.job) }
-        for c in inFlight { release(c) }
-        inFlight.removeAll()
-        pool.releaseStream(session)
+        let chunks: [ChunkInFlight]? = lock.withLock {
+            if released && inFlight.isEmpty && sessionReleased { return nil }
+            released = true
+            let all = inFlight
+            inFlight.removeAll()
+            return all
+        }
+        guard let chunks else { return }
+        for c in chunks { cpool_job_cancel(c.job) }
+        for c in chunks { release(c) }
+        if !sessionReleased {
+            sessionReleased = true
+            pool.releaseStream(session)
+        }
     }
+    private var sessionReleased = false
 }
 
 /// The results of ``ProcessPool/imap(_:chunkSize:_:)`` or
@@ -178,7 +204,7 @@ where Inputs.Element: BitwiseCopyable {
             return ready[readyIndex]
         }
         fill()
-        if engine.isIdle {
+        if engine.isIdle || engine.isCancelled {
             if let e = pendingError {
                 pendingError = nil
                 inputsDone = true

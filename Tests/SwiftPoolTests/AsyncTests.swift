@@ -54,3 +54,35 @@ struct AsyncTests {
         #expect(ContinuousClock.now - started < .seconds(10))
     }
 }
+
+@Suite("Async streams")
+struct AsyncStreamTests {
+    @Test func mapStreamYieldsEveryResultInOrder() async throws {
+        let pool = ProcessPool(.init(workerCount: 2))
+        var expected = 0
+        for await r in try pool.mapStream(0..<20_000, chunkSize: 500, { $0 &* 3 }) {
+            #expect(try r.get() == expected * 3)
+            expected += 1
+        }
+        #expect(expected == 20_000)
+    }
+
+    @Test func cancellingTheConsumerStopsTheStreamAndItsWorkers() async throws {
+        let pool = ProcessPool(.init(workerCount: 2))
+        let started = ContinuousClock.now
+        let consumer = Task {
+            var n = 0
+            for await _ in try pool.mapStream(0..<1000, chunkSize: 1, { (_: Int) -> Int in sleep(30); return 0 }) {
+                n += 1
+            }
+            return n
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        consumer.cancel()
+        let n = try await consumer.value
+        #expect(n < 1000)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        // the pool serves the next call
+        #expect(try pool.map([1, 2, 3]) { $0 * 2 } == [2, 4, 6])
+    }
+}

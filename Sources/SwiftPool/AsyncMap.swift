@@ -1,0 +1,96 @@
+/// The async shape of ``ProcessPool/imap(_:chunkSize:_:)``: results as an
+/// `AsyncSequence`. Waiting happens on a separate thread, a chunk at a time, never on a
+/// Swift concurrency thread. Cancelling the consuming task (or dropping the iteration)
+/// drops the chunks not yet run and kills the workers running the others; they are
+/// replaced.
+public struct AsyncPoolMap<Inputs: Sequence, Result: BitwiseCopyable>: AsyncSequence, Sendable
+where Inputs.Element: BitwiseCopyable {
+    public typealias Element = Swift.Result<Result, ProcessPoolError>
+
+    @usableFromInline let source: _BlockingSource<LazyPoolMap<Inputs, Result>>
+
+    @usableFromInline
+    init(_ lazy: LazyPoolMap<Inputs, Result>) { source = _BlockingSource(lazy) }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: source) }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let source: _BlockingSource<LazyPoolMap<Inputs, Result>>
+        var buffer: [Element] = []
+        var index = 0
+
+        public mutating func next() async -> Element? {
+            if index < buffer.count {
+                defer { index += 1 }
+                return buffer[index]
+            }
+            if Task.isCancelled {
+                source.cancel()
+                return nil
+            }
+            let source = self.source
+            buffer = await withTaskCancellationHandler {
+                await withCheckedContinuation { (c: CheckedContinuation<[Element], Never>) in
+                    spawnThread { c.resume(returning: source.nextBatch()) }
+                }
+            } onCancel: {
+                source.cancel()
+            }
+            index = 0
+            guard !buffer.isEmpty else { return nil }
+            index = 1
+            return buffer[0]
+        }
+    }
+}
+
+/// A lazy map driven from another thread, one chunk of results at a time.
+public final class _BlockingSource<Iterator: IteratorProtocol>: @unchecked Sendable {
+    private var iterator: Iterator
+    private let cancelHook: @Sendable () -> Void
+    private let monitor = Monitor()
+
+    @usableFromInline
+    init<I: Sequence, R: BitwiseCopyable>(_ lazy: LazyPoolMap<I, R>) where Iterator == LazyPoolMap<I, R> {
+        iterator = lazy
+        let engine = lazy.engine
+        cancelHook = { engine.cancelAll() }
+    }
+
+    /// The next element and every one already computed with it (one chunk's worth).
+    func nextBatch() -> [Iterator.Element] {
+        monitor.withLock {
+            guard let first = iterator.next() else { return [] }
+            var out = [first]
+            while let more = readyElement() { out.append(more) }
+            return out
+        }
+    }
+
+    private func readyElement() -> Iterator.Element? {
+        guard let lazy = iterator as? any _HasReady, lazy._readyCount > 0 else { return nil }
+        return iterator.next()
+    }
+
+    func cancel() { cancelHook() }
+}
+
+/// How many computed results a lazy map holds that `next()` returns without waiting.
+protocol _HasReady { var _readyCount: Int { get } }
+
+extension LazyPoolMap: _HasReady {
+    var _readyCount: Int { ready.count - readyIndex }
+}
+
+extension ProcessPool {
+    /// ``imap(_:chunkSize:_:)`` as an `AsyncSequence` for async code; `ordered: false`
+    /// gives ``imapUnordered(_:chunkSize:_:)``'s order.
+    @inlinable
+    public func mapStream<Inputs: Sequence, Result: BitwiseCopyable>(
+        _ inputs: Inputs, chunkSize: Int? = nil, ordered: Bool = true,
+        _ body: @escaping @Sendable (Inputs.Element) throws -> Result
+    ) throws -> AsyncPoolMap<Inputs, Result> where Inputs.Element: BitwiseCopyable {
+        AsyncPoolMap(ordered ? try imap(inputs, chunkSize: chunkSize, body)
+                             : try imapUnordered(inputs, chunkSize: chunkSize, body))
+    }
+}
