@@ -5,6 +5,7 @@
 /// replaced.
 public struct AsyncPoolMap<Inputs: Sequence, Result: BitwiseCopyable>: AsyncSequence, Sendable
 where Inputs.Element: BitwiseCopyable {
+    /// One task's result or its error.
     public typealias Element = Swift.Result<Result, ProcessPoolError>
 
     @usableFromInline let source: _BlockingSource<LazyPoolMap<Inputs, Result>>
@@ -12,13 +13,16 @@ where Inputs.Element: BitwiseCopyable {
     @usableFromInline
     init(_ lazy: LazyPoolMap<Inputs, Result>) { source = _BlockingSource(lazy) }
 
+    /// Iterate once: the results are computed as the iteration goes.
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: source) }
 
+    /// Waits for results a chunk at a time on a separate thread.
     public struct AsyncIterator: AsyncIteratorProtocol {
         let source: _BlockingSource<LazyPoolMap<Inputs, Result>>
         var buffer: [Element] = []
         var index = 0
 
+        /// The next result, or `nil` at the end of the input or after cancellation.
         public mutating func next() async -> Element? {
             if index < buffer.count {
                 defer { index += 1 }

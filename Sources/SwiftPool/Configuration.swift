@@ -40,6 +40,7 @@ public struct ProcessPoolConfiguration: Sendable {
     /// closed, or the end of a call when ``keepAlive`` is off).
     public var workerExit: (@Sendable (_ workerID: Int) -> Void)?
 
+    /// A configuration; every argument left out takes the default documented on its property.
     public init(
         workerCount: Int? = nil,
         keepAlive: Bool = false,

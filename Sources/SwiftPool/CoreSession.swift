@@ -96,9 +96,12 @@ final class CoreSession: @unchecked Sendable {
 public struct WorkerStatistics: Sendable, Equatable {
     /// The process now serving the slot, 0 while it is being replaced.
     public var pid: Int32
+    /// Tasks completed by the slot, over all its processes.
     public var tasksDone: Int
     /// Replacement processes forked for the slot (crash, timeout, lifespan).
     public var restarts: Int
+    /// Processes of the slot that died abnormally (signal or non-zero exit).
     public var crashes: Int
+    /// Processes of the slot killed because a task ran past its timeout.
     public var timeouts: Int
 }

@@ -161,6 +161,7 @@ final class LazyMapEngine: @unchecked Sendable {
 /// naming the task. Iterate it once.
 public struct LazyPoolMap<Inputs: Sequence, Result: BitwiseCopyable>: Sequence, IteratorProtocol
 where Inputs.Element: BitwiseCopyable {
+    /// One task's result or its error.
     public typealias Element = Swift.Result<Result, ProcessPoolError>
 
     @usableFromInline var inputs: Inputs.Iterator

@@ -12,6 +12,8 @@ internal import CPoolCore
 /// let squares = try pool.map(Array(0..<1_000_000)) { $0 * $0 }
 /// ```
 public final class ProcessPool: @unchecked Sendable {
+    /// The configuration the pool was made with (keep-alive may since have changed,
+    /// see ``setKeepAlive(_:)``).
     public let configuration: ProcessPoolConfiguration
     @usableFromInline let journal: ErrorJournal
     let hooks: WorkerHooks

@@ -3,6 +3,7 @@ internal import CPoolCore
 /// The one error type of SwiftPool: what went wrong with a task or a call, and for
 /// which task.
 public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What went wrong.
     public enum Code: Sendable, Equatable {
         /// The worker died while running the task: killed by `signal`, or exited with
         /// `exitStatus` (one of the two is set).
@@ -26,15 +27,18 @@ public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConverti
         case core(code: Int32, message: String)
     }
 
+    /// What went wrong.
     public var code: Code
     /// Index of the failing task in the call's input (`nil` when the call failed as a whole).
     public var taskIndex: Int?
 
+    /// An error with `code`, for the task at `taskIndex` of the call's input, if any.
     public init(_ code: Code, taskIndex: Int? = nil) {
         self.code = code
         self.taskIndex = taskIndex
     }
 
+    /// A one-line description naming the signal, status or error, and the task.
     public var description: String {
         let at = taskIndex.map { " (task \($0))" } ?? ""
         switch code {

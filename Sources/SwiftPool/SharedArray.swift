@@ -13,6 +13,7 @@ public final class SharedArray<Element: BitwiseCopyable>: @unchecked Sendable, R
     private let session: CoreSession // keeps the mapping, and so the memory, alive
     /// The first element, valid in the parent and in every worker of the pool.
     public let baseAddress: UnsafeMutablePointer<Element>
+    /// The number of elements.
     public let count: Int
 
     init(session: CoreSession, repeating value: Element, count: Int) throws {
@@ -29,9 +30,12 @@ public final class SharedArray<Element: BitwiseCopyable>: @unchecked Sendable, R
 
     deinit { cpool_free(session.handle, baseAddress) }
 
+    /// Always 0.
     public var startIndex: Int { 0 }
+    /// ``count``.
     public var endIndex: Int { count }
 
+    /// The element at `position`, read or written in shared memory.
     public subscript(position: Int) -> Element {
         get {
             precondition(position >= 0 && position < count, "index out of range")
