@@ -60,6 +60,18 @@ struct LifecycleTests {
         #expect(counters[10] == 1 && counters[11] == 1)
     }
 
+    @Test func withoutKeepAliveHooksRunOncePerCallAndWorker() throws {
+        let counters = SharedCounters()
+        let pool = ProcessPool(.init(
+            workerCount: 2,
+            workerInit: { id in counters.bump(id) },
+            workerExit: { id in counters.bump(10 + id) }))
+        for _ in 0..<3 { _ = try pool.map(Array(0..<100)) { $0 } }
+        // each call forked both workers and stopped them when it ended
+        #expect(counters[0] == 3 && counters[1] == 3)
+        #expect(counters[10] == 3 && counters[11] == 3)
+    }
+
     @Test func terminateStopsRunningTasks() throws {
         let pool = ProcessPool(.init(workerCount: 2, keepAlive: true))
         let sleeper = pool.register { (s: UInt32) -> UInt32 in sleep(s) }
