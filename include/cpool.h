@@ -82,6 +82,18 @@ typedef struct cpool_options {
     cpool_worker_hook_t worker_init; /* may be NULL */
     cpool_worker_hook_t worker_exit; /* may be NULL */
     void *hook_ctx;
+    uint32_t crash_retries;        /* a task whose worker died runs again up to this many
+                                      times before it fails with CPOOL_E_CRASHED; default 0 */
+    uint32_t reserved0;
+    uint64_t init_timeout_ns;      /* an init hook running longer gets its worker killed
+                                      (an init failure); 0 = no limit */
+    uint64_t exit_timeout_ns;      /* an exit hook running longer gets its worker killed;
+                                      0 = no limit */
+    uint64_t max_memory_growth_bytes; /* a worker whose resident memory grew by more than
+                                      this since it started is replaced between tasks
+                                      (leak protection); 0 = never */
+    uint64_t kill_grace_ns;        /* stopping a task (timeout, cancel): SIGTERM first,
+                                      SIGKILL after this grace; 0 = SIGKILL at once */
 } cpool_options_t;
 
 /* Fills *options with the defaults. Returns 0, or -EINVAL for NULL. */
@@ -278,6 +290,7 @@ typedef struct cpool_worker_stats {
     uint64_t restarts;   /* replacements forked for this slot (any reason) */
     uint64_t crashes;    /* processes of this slot that died abnormally */
     uint64_t timeouts;   /* processes killed for a task timeout */
+    uint64_t recycles;   /* processes replaced for their memory growth */
 } cpool_worker_stats_t;
 
 /* Bytes of the arena in use now (by running tasks and cpool_alloc) and its capacity.

@@ -524,12 +524,8 @@ int cpool_job_cancel(cpool_job_t *job) {
         uint64_t seq = atomic_load(&c->state.cur_seq);
         cpool__task_t t;
         if (cpool__job_of_task(p, w, seq, &t) != job) continue;
-        if (p->w[w].kill_reason == CPOOL_KILL_NONE) {
-            p->w[w].kill_reason = CPOOL_KILL_CANCEL;
-            p->w[w].kill_seq = seq;
-            p->w[w].kill_item = atomic_load(&c->state.cur_item);
-            kill(p->w[w].pid, SIGKILL);
-        }
+        if (p->w[w].kill_reason == CPOOL_KILL_NONE)
+            cpool__kill_worker(p, w, CPOOL_KILL_CANCEL, seq, atomic_load(&c->state.cur_item));
     }
     job_end_check(p, job);
     pthread_mutex_unlock(&p->lock);

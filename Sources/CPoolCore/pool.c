@@ -474,6 +474,7 @@ int cpool_worker_stats(cpool_pool_t *p, uint32_t worker, cpool_worker_stats_t *o
     out->restarts = w->restarts;
     out->crashes = w->crashes;
     out->timeouts = w->timeouts;
+    out->recycles = w->recycles;
     pthread_mutex_unlock(&p->lock);
     cpool__pool_leave(p);
     return 0;

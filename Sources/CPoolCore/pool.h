@@ -15,10 +15,15 @@
 enum { CPOOL_OPEN = 0, CPOOL_CLOSED = 1, CPOOL_TERMINATED = 2 };
 
 /* Why the parent killed a worker; the task it was running is reported accordingly. */
-enum { CPOOL_KILL_NONE = 0, CPOOL_KILL_TIMEOUT = 1, CPOOL_KILL_CANCEL = 2 };
+enum {
+    CPOOL_KILL_NONE = 0, CPOOL_KILL_TIMEOUT = 1, CPOOL_KILL_CANCEL = 2,
+    CPOOL_KILL_HOOK_TIMEOUT = 3, /* its init or exit hook ran too long */
+};
 
 /* Exit status a worker uses when its init hook failed. */
 #define CPOOL_EXIT_INIT_FAILED 113
+/* Exit status of a worker that left because its memory grew past the limit. */
+#define CPOOL_EXIT_RECYCLED 114
 /* Consecutive init failures (no worker initialised in between) that break the pool. */
 #define CPOOL_MAX_INIT_FAILURES 3
 
@@ -29,11 +34,12 @@ typedef struct cpool__worker {
     uint32_t inflight;  /* chunks queued on this slot's ring and not yet ended */
     int kill_reason;    /* CPOOL_KILL_* */
     uint64_t kill_seq, kill_item; /* what it was running when killed */
+    uint64_t kill_deadline_ns;    /* SIGKILL due then (after a SIGTERM), 0 when none */
     /* timeout watch: the (task, item) last seen running and when it was first seen */
     uint64_t seen_seq, seen_item, seen_ns;
     int seen_valid;
     uint64_t items_before;      /* items done by earlier processes of this slot */
-    uint64_t restarts, crashes, timeouts;
+    uint64_t restarts, crashes, timeouts, recycles;
 } cpool__worker_t;
 
 typedef struct cpool__chunk {
@@ -44,6 +50,7 @@ typedef struct cpool__chunk {
     uint32_t reported;  /* items [0, reported) have ended (completions come in order) */
     uint64_t in_off, out_off;       /* arena extents owned by the chunk, or UINT64_MAX */
     uint64_t task_in_off, task_out_off; /* where the task reads and writes its item 0 */
+    uint32_t retry_item, retries;       /* crash retries spent on item retry_item */
 } cpool__chunk_t;
 
 typedef struct cpool__failure {
@@ -137,6 +144,10 @@ cpool_job_t *cpool__job_of_task(cpool_pool_t *p, uint32_t w, uint64_t seq, cpool
 /* Locks held: p->lock. Ends items [first, first+count) of a job's chunk with code. */
 void cpool__end_items(cpool_pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_t first,
                       uint32_t count, int code, int detail, uint32_t worker);
+
+/* Locks held: p->lock. Stops worker w for `reason` while it runs item `item` of the
+ * task at ring position `seq`: SIGTERM then SIGKILL after the grace, or SIGKILL at once. */
+void cpool__kill_worker(cpool_pool_t *p, uint32_t w, int reason, uint64_t seq, uint64_t item);
 
 /* Supervisor (supervisor.c). */
 int cpool__supervisor_start(cpool_pool_t *p);

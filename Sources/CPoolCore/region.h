@@ -50,7 +50,11 @@ typedef struct cpool__completion {
 _Static_assert(sizeof(cpool__completion_t) == 32, "completion is half a cache line");
 
 /* What a worker is doing, written by the worker only. */
-enum { CPOOL_PHASE_IDLE = 0, CPOOL_PHASE_RUNNING = 1, CPOOL_PHASE_PUBLISHING = 2 };
+enum {
+    CPOOL_PHASE_IDLE = 0, CPOOL_PHASE_RUNNING = 1, CPOOL_PHASE_PUBLISHING = 2,
+    CPOOL_PHASE_INIT = 3,    /* running the init hook */
+    CPOOL_PHASE_EXITING = 4, /* running the exit hook */
+};
 
 /* One worker's control block. Each line has a single writer: the parent writes
  * `to_worker`, the worker writes `from_worker` and `state`. */
@@ -71,7 +75,7 @@ typedef struct cpool__worker_ctl {
         CPOOL_LINE _Atomic uint64_t cur_seq;   /* task position being run; valid while phase != IDLE */
         _Atomic uint64_t cur_item;  /* item within that task being run */
         _Atomic uint64_t items_done;/* items run by this process */
-        uint64_t pad;
+        _Atomic uint64_t phase_since_ns; /* when INIT or EXITING began (monotonic clock) */
         _Atomic uint32_t phase;
         _Atomic uint32_t init_ok;   /* set once the init hook returned 0 */
     } state;

@@ -71,9 +71,13 @@ static void settle_death(cpool_pool_t *p, uint32_t w, const siginfo_t *si) {
     const int status = si->si_status;
     const int init_ok = atomic_load(&c->state.init_ok);
     const int graceful = !signaled && status == 0;
-    const int by_us = ws->kill_reason != CPOOL_KILL_NONE || p->state == CPOOL_TERMINATED ||
-                      atomic_load(&c->to_worker.stop) == 2;
-    if (!graceful && !by_us) {
+    const int recycled = !signaled && status == CPOOL_EXIT_RECYCLED;
+    const int hook_timeout = ws->kill_reason == CPOOL_KILL_HOOK_TIMEOUT;
+    const int by_us = (ws->kill_reason != CPOOL_KILL_NONE && !hook_timeout) ||
+                      p->state == CPOOL_TERMINATED || atomic_load(&c->to_worker.stop) == 2;
+    if (recycled) {
+        ws->recycles++;
+    } else if (!graceful && !by_us) {
         ws->crashes++;
         if (!init_ok && ++p->init_failures >= CPOOL_MAX_INIT_FAILURES && !p->broken)
             p->broken = CPOOL_E_WORKER_INIT;
@@ -106,6 +110,16 @@ static void settle_death(cpool_pool_t *p, uint32_t w, const siginfo_t *si) {
                 } else if (ws->kill_reason == CPOOL_KILL_NONE) {
                     code = CPOOL_E_CRASHED;
                     detail = signaled ? status : 1000 + status;
+                    /* The retry policy: the same item crashing again spends a retry. */
+                    uint32_t item = (uint32_t)done_end;
+                    if (ch->retry_item != item) {
+                        ch->retry_item = item;
+                        ch->retries = 0;
+                    }
+                    if (ch->retries < p->opts.crash_retries) {
+                        ch->retries++;
+                        code = 0; /* run it again */
+                    }
                 } /* else: killed for another task's sake, innocent: run it again */
                 if (code) {
                     cpool__end_items(p, job, t.chunk, (uint32_t)done_end, 1, code, detail, w);
@@ -137,6 +151,7 @@ static void settle_death(cpool_pool_t *p, uint32_t w, const siginfo_t *si) {
     atomic_store(&c->state.init_ok, 0);
     atomic_store(&c->from_worker.sleeping, 0);
     ws->kill_reason = CPOOL_KILL_NONE;
+    ws->kill_deadline_ns = 0;
     ws->pid = 0;
     close(ws->pidfd);
     ws->pidfd = -1;
@@ -155,13 +170,40 @@ static void settle_death(cpool_pool_t *p, uint32_t w, const siginfo_t *si) {
     }
 }
 
+void cpool__kill_worker(cpool_pool_t *p, uint32_t w, int reason, uint64_t seq, uint64_t item) {
+    cpool__worker_t *ws = &p->w[w];
+    if (!ws->pid || ws->kill_reason != CPOOL_KILL_NONE) return;
+    ws->kill_reason = reason;
+    ws->kill_seq = seq;
+    ws->kill_item = item;
+    if (p->opts.kill_grace_ns) {
+        /* A worker whose init hook installed a SIGTERM handler may clean up; the
+         * supervisor sends SIGKILL when the grace is over. */
+        ws->kill_deadline_ns = cpool__now_ns() + p->opts.kill_grace_ns;
+        kill(ws->pid, SIGTERM);
+        cpool__supervisor_poke(p);
+    } else {
+        kill(ws->pid, SIGKILL);
+    }
+}
+
 /* Kills workers whose current item has run past its timeout. Locks held: p->lock. */
 static void watch_timeouts(cpool_pool_t *p, uint64_t now) {
     for (uint32_t w = 0; w < p->workers; w++) {
         cpool__worker_t *ws = &p->w[w];
         cpool__worker_ctl_t *c = &p->region.ctl[w];
-        if (!ws->pid || ws->kill_reason != CPOOL_KILL_NONE ||
-            atomic_load(&c->state.phase) != CPOOL_PHASE_RUNNING) {
+        if (ws->pid && ws->kill_deadline_ns && now >= ws->kill_deadline_ns) {
+            kill(ws->pid, SIGKILL); /* the grace after SIGTERM is over */
+            ws->kill_deadline_ns = 0;
+        }
+        const uint32_t phase = atomic_load(&c->state.phase);
+        if (ws->pid && ws->kill_reason == CPOOL_KILL_NONE &&
+            (phase == CPOOL_PHASE_INIT || phase == CPOOL_PHASE_EXITING)) {
+            uint64_t limit = phase == CPOOL_PHASE_INIT ? p->opts.init_timeout_ns : p->opts.exit_timeout_ns;
+            if (limit && now - atomic_load(&c->state.phase_since_ns) >= limit)
+                cpool__kill_worker(p, w, CPOOL_KILL_HOOK_TIMEOUT, 0, 0);
+        }
+        if (!ws->pid || ws->kill_reason != CPOOL_KILL_NONE || phase != CPOOL_PHASE_RUNNING) {
             ws->seen_valid = 0;
             continue;
         }
@@ -176,19 +218,22 @@ static void watch_timeouts(cpool_pool_t *p, uint64_t now) {
         cpool__task_t t;
         cpool_job_t *job = cpool__job_of_task(p, w, seq, &t);
         if (!job || !job->timeout_ns || now - ws->seen_ns < job->timeout_ns) continue;
-        ws->kill_reason = CPOOL_KILL_TIMEOUT;
-        ws->kill_seq = seq;
-        ws->kill_item = item;
         ws->timeouts++;
-        kill(ws->pid, SIGKILL);
+        cpool__kill_worker(p, w, CPOOL_KILL_TIMEOUT, seq, item);
     }
 }
 
-/* How often to look at running tasks: an eighth of the shortest timeout in force,
- * within [1 ms, 100 ms]; -1 (never) when no timeout is in force. */
+/* How often to look at running tasks and hooks: an eighth of the shortest timeout (or
+ * kill grace) in force, within [1 ms, 100 ms]; -1 (never) when none is in force. */
+static uint64_t shorter(uint64_t a, uint64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
+
 static int watch_period_ms(cpool_pool_t *p) {
     uint64_t t = p->opts.task_timeout_ns;
-    if (p->custom_timeouts && (!t || p->min_custom_timeout_ns < t)) t = p->min_custom_timeout_ns;
+    if (p->custom_timeouts) t = shorter(t, p->min_custom_timeout_ns);
+    t = shorter(t, p->opts.init_timeout_ns);
+    t = shorter(t, p->opts.exit_timeout_ns);
+    for (uint32_t w = 0; w < p->workers; w++)
+        if (p->w[w].kill_deadline_ns) t = shorter(t, p->opts.kill_grace_ns);
     if (!t) return -1;
     uint64_t ms = t / 8 / 1000000u;
     if (ms < 1) ms = 1;

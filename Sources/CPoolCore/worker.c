@@ -3,7 +3,9 @@
  * synchronous code: no threads, no locks shared with the parent, no stdio. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -159,6 +161,27 @@ static void run_task(const worker_ctx_t *w, uint64_t pos) {
     }
 }
 
+/* Marks the start of a hook, so that the supervisor can time it. */
+static void enter_hook_phase(const worker_ctx_t *w, uint32_t phase) {
+    atomic_store_explicit(&w->ctl->state.phase_since_ns, cpool__now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&w->ctl->state.phase, phase, memory_order_release);
+}
+
+/* Resident memory of this process, from /proc/self/statm (read only when a growth
+ * limit is set: it costs a few microseconds). 0 when it cannot be read. */
+static uint64_t resident_bytes(void) {
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    unsigned long long size = 0, resident = 0;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2) return 0;
+    return resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 static void reset_signals(void) {
     /* The host (the Swift runtime's crash handler, a test runner) may have installed
      * handlers: a crash in a task must kill the worker at once, not run them. */
@@ -196,11 +219,17 @@ _Noreturn void cpool__worker_main(cpool_pool_t *p, uint32_t slot) {
     check_parent(&w);
     reset_signals();
 
-    if (p->opts.worker_init && p->opts.worker_init(slot, p->opts.hook_ctx) != 0)
-        _exit(CPOOL_EXIT_INIT_FAILED);
+    if (p->opts.worker_init) {
+        enter_hook_phase(&w, CPOOL_PHASE_INIT);
+        if (p->opts.worker_init(slot, p->opts.hook_ctx) != 0) _exit(CPOOL_EXIT_INIT_FAILED);
+        atomic_store_explicit(&w.ctl->state.phase, CPOOL_PHASE_IDLE, memory_order_release);
+    }
     atomic_store_explicit(&w.ctl->state.init_ok, 1, memory_order_release);
 
     const uint64_t lifespan = p->opts.max_tasks_per_worker;
+    const uint64_t growth = p->opts.max_memory_growth_bytes;
+    const uint64_t baseline = growth ? resident_bytes() : 0;
+    int status = 0;
     for (;;) {
         uint64_t pos = next_task(&w);
         if (pos == UINT64_MAX) break;
@@ -210,9 +239,15 @@ _Noreturn void cpool__worker_main(cpool_pool_t *p, uint32_t slot) {
         if (lifespan &&
             atomic_load_explicit(&w.ctl->state.items_done, memory_order_relaxed) >= lifespan)
             break;
+        if (growth && resident_bytes() > baseline + growth) {
+            status = CPOOL_EXIT_RECYCLED;
+            break;
+        }
     }
     if (atomic_load_explicit(&w.ctl->to_worker.stop, memory_order_acquire) != 2 &&
-        p->opts.worker_exit)
+        p->opts.worker_exit) {
+        enter_hook_phase(&w, CPOOL_PHASE_EXITING);
         p->opts.worker_exit(slot, p->opts.hook_ctx);
-    _exit(0);
+    }
+    _exit(status);
 }

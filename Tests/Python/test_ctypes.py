@@ -21,6 +21,12 @@ class Options(C.Structure):
         ("worker_init", C.c_void_p),
         ("worker_exit", C.c_void_p),
         ("hook_ctx", C.c_void_p),
+        ("crash_retries", C.c_uint32),
+        ("reserved0", C.c_uint32),
+        ("init_timeout_ns", C.c_uint64),
+        ("exit_timeout_ns", C.c_uint64),
+        ("max_memory_growth_bytes", C.c_uint64),
+        ("kill_grace_ns", C.c_uint64),
     ]
 
 
@@ -60,6 +66,8 @@ def main():
     testfns = C.CDLL(sys.argv[2])
     opts = Options()
     core.cpool_options_init(C.byref(opts))
+    # The struct above must be the C one, field for field: cpool_options_init says its size.
+    check(opts.struct_bytes == C.sizeof(Options), "Options has %d bytes, C says %d" % (C.sizeof(Options), opts.struct_bytes))
     opts.workers = 2
     pool = C.c_void_p()
     rc = core.cpool_create(C.byref(opts), C.byref(pool))
