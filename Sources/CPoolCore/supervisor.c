@@ -89,7 +89,9 @@ static void settle_death(cpool_pool_t *p, uint32_t w, const siginfo_t *si) {
     const uint32_t phase = atomic_load(&c->state.phase);
     const uint64_t cur_seq = atomic_load(&c->state.cur_seq);
     const uint64_t cur_item = atomic_load(&c->state.cur_item);
-    if (tail != head && phase != CPOOL_PHASE_IDLE && cur_seq == tail) {
+    /* A process that died in its init or exit hook was running no task. */
+    const int in_task = phase == CPOOL_PHASE_RUNNING || phase == CPOOL_PHASE_PUBLISHING;
+    if (tail != head && in_task && cur_seq == tail) {
         cpool__task_t t;
         cpool_job_t *job = cpool__job_of_task(p, w, tail, &t);
         cpool__chunk_t *ch = (job && t.chunk < job->window) ? &job->chunks[t.chunk] : NULL;

@@ -30,6 +30,23 @@ public struct ProcessPoolConfiguration: Sendable {
     /// about a quarter of it are sent in several rounds.
     public var sharedMemoryBytes: Int
 
+    /// A task whose worker died runs again, on a fresh worker, up to this many times
+    /// before it fails with ``ProcessPoolError/Code/crashed(signal:exitStatus:)``.
+    public var crashRetries: Int
+
+    /// An init or exit hook running longer gets its worker killed (an init failure, or
+    /// simply the end of that worker). `nil`: no limit.
+    public var hookTimeout: Duration?
+
+    /// A worker whose resident memory grew by more than this since it started is
+    /// replaced between tasks (loky's leak protection). `nil`: never.
+    public var maxMemoryGrowthBytes: Int?
+
+    /// How a task is stopped (timeout, cancellation): `nil` sends SIGKILL at once; a
+    /// duration sends SIGTERM, then SIGKILL when it has passed (for workers whose init
+    /// hook installs a SIGTERM handler to clean up).
+    public var killGrace: Duration?
+
     /// Runs in each worker process when it starts, with the worker's id
     /// (0 ..< workerCount). Throwing makes that worker exit; a pool whose workers keep
     /// failing to start is broken (``ProcessPoolError/Code/workerInitFailed``).
@@ -47,6 +64,10 @@ public struct ProcessPoolConfiguration: Sendable {
         tasksPerWorker: Int? = nil,
         taskTimeout: Duration? = nil,
         sharedMemoryBytes: Int = 64 << 20,
+        crashRetries: Int = 0,
+        hookTimeout: Duration? = nil,
+        maxMemoryGrowthBytes: Int? = nil,
+        killGrace: Duration? = nil,
         workerInit: (@Sendable (_ workerID: Int) throws -> Void)? = nil,
         workerExit: (@Sendable (_ workerID: Int) -> Void)? = nil
     ) {
@@ -55,6 +76,10 @@ public struct ProcessPoolConfiguration: Sendable {
         self.tasksPerWorker = tasksPerWorker
         self.taskTimeout = taskTimeout
         self.sharedMemoryBytes = sharedMemoryBytes
+        self.crashRetries = crashRetries
+        self.hookTimeout = hookTimeout
+        self.maxMemoryGrowthBytes = maxMemoryGrowthBytes
+        self.killGrace = killGrace
         self.workerInit = workerInit
         self.workerExit = workerExit
     }

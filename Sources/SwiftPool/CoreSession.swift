@@ -23,6 +23,11 @@ final class CoreSession: @unchecked Sendable {
         o.arena_bytes = UInt64(c.sharedMemoryBytes)
         o.max_tasks_per_worker = UInt64(c.tasksPerWorker ?? 0)
         o.task_timeout_ns = c.taskTimeout?.nanoseconds ?? 0
+        o.crash_retries = UInt32(clamping: max(0, c.crashRetries))
+        o.init_timeout_ns = c.hookTimeout?.nanoseconds ?? 0
+        o.exit_timeout_ns = c.hookTimeout?.nanoseconds ?? 0
+        o.max_memory_growth_bytes = UInt64(max(0, c.maxMemoryGrowthBytes ?? 0))
+        o.kill_grace_ns = c.killGrace?.nanoseconds ?? 0
         o.worker_init = initTrampoline
         o.worker_exit = exitTrampoline
         o.hook_ctx = Unmanaged.passUnretained(hooks).toOpaque()
@@ -87,7 +92,7 @@ final class CoreSession: @unchecked Sendable {
             var s = cpool_worker_stats_t()
             _ = cpool_worker_stats(handle, UInt32(w), &s)
             return WorkerStatistics(pid: s.pid, tasksDone: Int(s.tasks_done), restarts: Int(s.restarts),
-                                    crashes: Int(s.crashes), timeouts: Int(s.timeouts))
+                                    crashes: Int(s.crashes), timeouts: Int(s.timeouts), recycles: Int(s.recycles))
         }
     }
 }
@@ -104,4 +109,6 @@ public struct WorkerStatistics: Sendable, Equatable {
     public var crashes: Int
     /// Processes of the slot killed because a task ran past its timeout.
     public var timeouts: Int
+    /// Processes of the slot replaced because their memory grew past the limit.
+    public var recycles: Int
 }

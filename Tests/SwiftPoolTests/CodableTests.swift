@@ -38,7 +38,7 @@ struct CodableTests {
             #expect(type.hasSuffix("_ResultTooLarge"))
             #expect(message.contains("more than maxResultBytes (100)"))
         } else { Issue.record("oversized result: \(results[1])") }
-        #expect(failureCode(results[2]) == .userError(typeName: "SwiftPoolTests.BadInput", message: "bad input 4"))
+        #expect(code(results[2]) == .userError(typeName: "SwiftPoolTests.BadInput", message: "bad input 4"))
     }
 
     @Test func aCrashWhileDecodingOrRunningFailsOnlyThatTask() throws {
@@ -49,11 +49,11 @@ struct CodableTests {
         }
         #expect(try results[0].get() == "ok")
         #expect(try results[2].get() == "fine")
-        #expect(failureCode(results[1]) == .crashed(signal: SIGSEGV, exitStatus: nil))
+        #expect(code(results[1]) == .crashed(signal: SIGSEGV, exitStatus: nil))
     }
 }
 
-func failureCode<T>(_ r: Result<T, ProcessPoolError>) -> ProcessPoolError.Code? {
+func unusedFailureCode<T>(_ r: Result<T, ProcessPoolError>) -> ProcessPoolError.Code? {
     if case let .failure(e) = r { return e.code }
     return nil
 }
