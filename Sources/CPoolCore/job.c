@@ -98,8 +98,7 @@ static void free_extent(cpool_pool_t *p, uint64_t *off) {
     *off = NO_EXTENT;
 }
 
-/* Sends as much of the job as the window, the rings and the arena allow. */
-static void dispatch(cpool_pool_t *p, cpool_job_t *job) {
+void cpool__dispatch(cpool_pool_t *p, cpool_job_t *job) {
     while (!job->cancelled && job->next_item < job->count && job->chunks_in_flight < job->window) {
         int w = pick_worker(p);
         if (w < 0) break;
@@ -235,7 +234,7 @@ void cpool__end_items(cpool_pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_
     job->ended_items += count;
     if (ch->reported == ch->count) {
         finish_chunk(p, job, ch);
-        dispatch(p, job);
+        cpool__dispatch(p, job);
     }
     job_end_check(p, job);
 }
@@ -276,7 +275,7 @@ int cpool__progress(cpool_pool_t *p) {
     while (job) {
         cpool_job_t *next = job->next_queued;
         size_t before = job->next_item;
-        dispatch(p, job);
+        cpool__dispatch(p, job);
         if (job->next_item != before) changed = 1;
         job = next;
     }
@@ -421,7 +420,7 @@ static int job_create(cpool_pool_t *p, cpool_fn_t fn, const void *in, size_t in_
             p->min_custom_timeout_ns = job->timeout_ns;
         poke = 1;
     }
-    dispatch(p, job);
+    cpool__dispatch(p, job);
     job_end_check(p, job); /* count == 0 */
     pthread_mutex_unlock(&p->lock);
     if (poke) cpool__supervisor_poke(p);

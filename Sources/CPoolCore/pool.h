@@ -131,6 +131,10 @@ void cpool__wake_waiters(cpool_pool_t *p);
  * dispatches queued work. Returns 1 when anything changed. */
 int cpool__progress(cpool_pool_t *p);
 
+/* Locks held: p->lock. Sends as much of the job as its window, the rings and the
+ * arena allow; queues the job for later when something is left. */
+void cpool__dispatch(cpool_pool_t *p, cpool_job_t *job);
+
 /* Locks held: p->lock. Applies one completion from worker w. */
 void cpool__apply_completion(cpool_pool_t *p, uint32_t w, const cpool__completion_t *c);
 

@@ -50,8 +50,14 @@ static void *create_pool_and_leave(void *arg) {
     return NULL; /* this thread exits; the pool's supervisor thread lives on */
 }
 
-/* The child program: a pool made by a short-lived thread, busy with a long task. */
+static void exit_on_sigterm(int sig) { exit(0); }
+
+/* The child program: a pool made by a short-lived thread, busy with a long task.
+ * how: 0 waits to be SIGKILLed; 1 exits without destroying the pool; 2 and 3 run a map
+ * and get SIGINT (default action) or SIGTERM (a handler that calls exit); 4 aborts in
+ * the middle of a map, as an uncaught error would. */
 static _Noreturn void child(int how) {
+    if (how == 3) signal(SIGTERM, exit_on_sigterm);
     pthread_t th;
     cpool_pool_t *p = NULL;
     pthread_create(&th, NULL, create_pool_and_leave, &p);
@@ -66,6 +72,19 @@ static _Noreturn void child(int how) {
         rep->workers[w] = st.pid;
     }
     atomic_store(&rep->ready, 1);
+    if (how >= 2) {
+        int64_t in[64], out[64];
+        for (int i = 0; i < 64; i++) in[i] = how == 4 && i == 5 ? 0 : 60000;
+        if (how == 4) {
+            /* stand-in for a crash of the parent's own code while a map runs */
+            cpool_job_t *j2;
+            cpool_map_start(p, s, in, 8, out, 8, 64, 1, NULL, &j2);
+            while (!atomic_load(&rep->go)) usleep(1000);
+            abort();
+        }
+        cpool_map(p, s, in, 8, out, 8, 64, 1, NULL); /* interrupted by the signal */
+        exit(3);
+    }
     if (how == 1) {
         while (!atomic_load(&rep->go)) usleep(1000);
         exit(0); /* leaves without destroying the pool */
@@ -82,12 +101,17 @@ static void check_no_worker_survives(int how) {
     for (int i = 0; i < 1000 && !atomic_load(&rep->ready); i++) usleep(10000);
     CHECK(atomic_load(&rep->ready));
     for (int w = 0; w < 4; w++) CHECK(rep->workers[w] > 0 && alive(rep->workers[w]));
+    usleep(50000); /* let a map get going */
     if (how == 0) kill(pid, SIGKILL);
+    if (how == 2) kill(pid, SIGINT);
+    if (how == 3) kill(pid, SIGTERM);
     atomic_store(&rep->go, 1);
     int status;
     CHECK_EQ(waitpid(pid, &status, 0), pid); /* our own child only */
     if (how == 0) CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    else CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (how == 1 || how == 3) CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (how == 2) CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
+    if (how == 4) CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
     /* within 1 s, none of its workers is alive */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -107,6 +131,10 @@ static void check_no_worker_survives(int how) {
 static void shouldKillEveryWorkerWhenTheParentIsKilled(void) { check_no_worker_survives(0); }
 static void shouldKillEveryWorkerWhenTheParentExitsWithoutDestroy(void) { check_no_worker_survives(1); }
 
+static void shouldKillEveryWorkerWhenSigintInterruptsAMap(void) { check_no_worker_survives(2); }
+static void shouldKillEveryWorkerWhenASigtermHandlerExitsDuringAMap(void) { check_no_worker_survives(3); }
+static void shouldKillEveryWorkerWhenTheParentAbortsDuringAMap(void) { check_no_worker_survives(4); }
+
 static void shouldLeaveNothingInDevShmAfterUse(void) {
     int before = count_dev_shm();
     for (int i = 0; i < 5; i++) {
@@ -122,6 +150,9 @@ int main(void) {
     rep = mmap(NULL, sizeof *rep, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     RUN(shouldKillEveryWorkerWhenTheParentIsKilled);
     RUN(shouldKillEveryWorkerWhenTheParentExitsWithoutDestroy);
+    RUN(shouldKillEveryWorkerWhenSigintInterruptsAMap);
+    RUN(shouldKillEveryWorkerWhenASigtermHandlerExitsDuringAMap);
+    RUN(shouldKillEveryWorkerWhenTheParentAbortsDuringAMap);
     RUN(shouldLeaveNothingInDevShmAfterUse);
     return finish();
 }
