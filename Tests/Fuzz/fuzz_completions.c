@@ -5,6 +5,7 @@
  * them. Invariants: no item ends twice, counts never pass the job's size, and the
  * arena's bytes are all back once every item has ended. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     atomic_store(&c->from_worker.task_tail, atomic_load(&c->to_worker.task_head));
     static int64_t in[ITEMS], out[ITEMS];
     static cpool_status_t st[ITEMS];
-    for (int i = 0; i < ITEMS; i++) st[i].code = 777;
+    /* The pool writes reserved = 0 with every status: a sentinel there tells which
+     * statuses were written (a sentinel in `code` could be a code the input chose). */
+    for (int i = 0; i < ITEMS; i++) st[i].reserved = 0x5a5a5a5a;
 
     cpool_job_t *job = calloc(1, sizeof *job);
     job->pool = p;
@@ -77,11 +80,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             rec.chunk %= job->window;
         }
         cpool__apply_completion(p, 0, &rec);
-        if (job->ended_items > job->count || job->failed_items > job->ended_items) abort();
+        if (job->ended_items > job->count || job->failed_items > job->ended_items) {
+            fprintf(stderr, "counts: ended %zu failed %zu of %zu\n", job->ended_items, job->failed_items, job->count);
+            abort();
+        }
     }
     size_t ended = 0;
-    for (int i = 0; i < ITEMS; i++) ended += st[i].code != 777;
-    if (ended != job->ended_items) abort(); /* every item ended exactly once */
+    for (int i = 0; i < ITEMS; i++) ended += st[i].reserved != 0x5a5a5a5a;
+    if (ended != job->ended_items) { /* every item ended exactly once */
+        fprintf(stderr, "statuses written %zu, items ended %zu\n", ended, job->ended_items);
+        abort();
+    }
 
     /* End whatever is left, as a cancel would, and check that the arena is whole. */
     cpool__fail_all_jobs(p, CPOOL_E_CANCELLED);
@@ -89,8 +98,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (job->chunks[ch].in_use)
             cpool__end_items(p, job, ch, job->chunks[ch].reported,
                              job->chunks[ch].count - job->chunks[ch].reported, CPOOL_E_CANCELLED, 0, 0);
-    if (job->ended_items != job->count || !atomic_load(&job->ended)) abort();
-    if (p->arena.in_use != 0) abort();
+    if (job->ended_items != job->count || !atomic_load(&job->ended)) {
+        fprintf(stderr, "after the cancel: ended %zu of %zu, job ended %d\n", job->ended_items, job->count,
+                (int)atomic_load(&job->ended));
+        abort();
+    }
+    if (p->arena.in_use != 0) {
+        fprintf(stderr, "arena bytes still in use: %llu\n", (unsigned long long)p->arena.in_use);
+        abort();
+    }
     p->jobs[slot] = NULL;
     p->free_slots[p->free_count++] = slot;
     pthread_mutex_unlock(&p->lock);
