@@ -4,6 +4,7 @@
  * Output: one line per figure, "name<TAB>median<TAB>min<TAB>max<TAB>unit", read by
  * Benchmarks/report.py, which prints the table next to the Python pools' figures. */
 #include <getopt.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,14 @@
 #include "cpool.h"
 
 static int64_t square(int64_t x) { return x * x; }
+
+/* payload: scales an array of doubles by 2, bytes in and out. */
+static void scale_bytes(const void *in, size_t in_bytes, void *out, size_t out_bytes) {
+    const double *i = in;
+    double *o = out;
+    size_t n = (in_bytes < out_bytes ? in_bytes : out_bytes) / sizeof(double);
+    for (size_t k = 0; k < n; k++) o[k] = 2.0 * i[k];
+}
 static int64_t identity(int64_t x) { return x; }
 
 static double now_s(void) {
@@ -124,7 +133,43 @@ static void bench_latency(const char *name, size_t calls, long idle_us, int runs
     cpool_destroy(p);
 }
 
+/* payload: 64 arrays of 1 MiB in, each scaled by 2 and returned; MiB/s moved (in + out). */
+static void bench_payload(int runs) {
+    cpool_pool_t *p = make(2);
+    cpool_fn_t f = cpool_register(p, "scale", "void(const void*,size_t,void*,size_t)", (void *)scale_bytes, 0);
+    die_rc("register", f);
+    const size_t per = 1 << 20, n = 64;
+    double *in = malloc(per * n), *out = malloc(per * n);
+    for (size_t i = 0; i < per * n / 8; i++) in[i] = (double)i;
+    die_rc("warm-up", cpool_map(p, f, in, per, out, per, n, 1, NULL));
+    double *rate = calloc((size_t)runs, sizeof *rate);
+    for (int r = 0; r < runs; r++) {
+        double t0 = now_s();
+        die_rc("map", cpool_map(p, f, in, per, out, per, n, 1, NULL));
+        rate[r] = 2.0 * (double)n / (now_s() - t0); /* MiB in + MiB out */
+    }
+    if (out[12345] != 2.0 * 12345) die_rc("wrong result", -22);
+    report("payload_c", rate, runs, "MiB/s");
+    free(rate);
+    free(in);
+    free(out);
+    cpool_destroy(p);
+}
+
+/* --orphan-child: make a pool, print its worker pids, and wait to be killed. */
+static int orphan_child(void) {
+    cpool_pool_t *p = make(2);
+    for (uint32_t w = 0; w < 2; w++) {
+        cpool_worker_stats_t s;
+        cpool_worker_stats(p, w, &s);
+        printf("%d%s", s.pid, w == 1 ? "\n" : " ");
+    }
+    fflush(stdout);
+    for (;;) pause();
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--orphan-child") == 0) return orphan_child();
     int runs = 5, quick = 0;
     static const struct option opts[] = {
         {"runs", required_argument, 0, 'r'}, {"quick", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -138,12 +183,15 @@ int main(int argc, char **argv) {
     }
     if (runs < 1) runs = 1;
     const size_t n = 1000000;
+    fprintf(stderr, "[C API] tiny-c...\n");
     bench_tiny("tiny_c_direct", 2, 0, 0, n, runs);
     bench_tiny("tiny_c_direct_shared", 2, 0, 1, n, runs);
     bench_tiny("tiny_c_ffi", 2, CPOOL_REGISTER_NO_DIRECT, 0, n, runs);
     bench_tiny("tiny_c_ffi_shared", 2, CPOOL_REGISTER_NO_DIRECT, 1, n, runs);
     bench_tiny("tiny_c_direct_4_workers", 4, 0, 0, n, runs);
+    fprintf(stderr, "[C API] latency, payload...\n");
     bench_latency("latency", quick ? 2000 : 10000, 0, runs);
+    bench_payload(runs);
     bench_latency("idle_latency", quick ? 300 : 2000, 1000, quick ? 1 : 3);
     return 0;
 }

@@ -7,6 +7,8 @@ chunking), latency (sequential apply round trips on a warm pool), idle-latency (
 same with 1 ms of caller idleness between calls). 2 workers.
 """
 import argparse
+import os
+import signal
 import concurrent.futures as cf
 import multiprocessing as mp
 import statistics
@@ -125,11 +127,189 @@ def keepalive_and_startup(runs):
     report("startup_ProcessPoolExecutor", ms, "ms")
 
 
+def scale(a):
+    return a * 2
+
+
+def payload(label, map_fn, runs):
+    import numpy as np
+    arrays = [np.arange(131072, dtype=np.float64) + i for i in range(64)]
+    map_fn(arrays[:4])
+    rates = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = map_fn(arrays)
+        rates.append(2 * 64 / (time.perf_counter() - t0))
+        assert out[3][5] == 2 * (5 + 3)
+    report(f"payload_{label}", rates, "MiB/s")
+
+
+_shared = None
+
+
+def _attach(name, count):
+    global _shared
+    from multiprocessing import shared_memory
+    import numpy as np
+    shm = shared_memory.SharedMemory(name=name)
+    _shared = (shm, np.ndarray((count,), dtype=np.float64, buffer=shm.buf))
+
+
+def sum_slice(args):
+    start, stop = args
+    return float(_shared[1][start:stop].sum())
+
+
+def shared(runs, quick):
+    from multiprocessing import shared_memory
+    import numpy as np
+    count = (1 << 24) if quick else (1 << 27)
+    shm = shared_memory.SharedMemory(create=True, size=count * 8)
+    try:
+        arr = np.ndarray((count,), dtype=np.float64, buffer=shm.buf)
+        arr[:] = 1.0
+        per = count // 16
+        slices = [(s * per, (s + 1) * per) for s in range(16)]
+        with mp.Pool(WORKERS, initializer=_attach, initargs=(shm.name, count)) as pool:
+            pool.map(sum_slice, slices)  # warm: every slice faulted in, as SwiftPool's are
+            ms = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                total = sum(pool.map(sum_slice, slices, chunksize=1))
+                ms.append((time.perf_counter() - t0) * 1000)
+                assert total == per * 16
+        report(("shared_128MiB" if quick else "shared") + "_multiprocessing", ms, "ms")
+    finally:
+        del arr
+        shm.close()
+        shm.unlink()
+
+
+def skew_durations():
+    seed, out = 42, []
+    for _ in range(2000):
+        seed = (seed * 6364136223846793005 + 1442695040888963407) & (2**64 - 1)
+        out.append(10000 if (seed >> 33) % 50 == 0 else 10)
+    return out
+
+
+def skew(label, map_fn, runs):
+    d = skew_durations()
+    ideal = max(sum(d) / WORKERS, max(d)) / 1e6
+    ratios = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        map_fn(d)
+        ratios.append((time.perf_counter() - t0) / ideal)
+    report(f"skew_{label}", ratios, "×ideal")
+
+
+def crash_task(x):
+    if x == 500:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return x * x
+
+
+def behaviour(workload, pool, text):
+    print(f"#behaviour\t{workload}\t{pool}\t{text}", flush=True)
+
+
+def crash_rows():
+    t0 = time.perf_counter()
+    with mp.Pool(WORKERS) as pool:
+        r = pool.map_async(crash_task, range(1000), chunksize=1)
+        try:
+            r.get(timeout=10)
+            behaviour("crash", "multiprocessing", "returned normally (unexpected)")
+        except mp.TimeoutError:
+            behaviour("crash", "multiprocessing",
+                      "the map never returns (gave up after 10 s); no result of the 1,000 comes back")
+        pool.terminate()
+    with cf.ProcessPoolExecutor(WORKERS) as ex:
+        t0 = time.perf_counter()
+        try:
+            list(ex.map(crash_task, range(1000)))
+        except Exception as e:
+            ms = (time.perf_counter() - t0) * 1000
+            try:
+                ex.submit(crash_task, 1).result()
+                nxt = "works"
+            except Exception:
+                nxt = "fails (the executor is broken)"
+            behaviour("crash", "ProcessPoolExecutor",
+                      f"raises {type(e).__name__} after {ms:.0f} ms; the other results are lost; next call {nxt}")
+
+
+def orphan_child():
+    with mp.Pool(WORKERS) as pool:
+        pool.map(square, range(10))
+        print(" ".join(str(p.pid) for p in pool._pool), flush=True)
+        time.sleep(600)
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def orphan_row(label, argv):
+    import subprocess
+    before = set(os.listdir("/dev/shm"))
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    pids = [int(x) for x in child.stdout.readline().split()]
+    child.kill()
+    child.wait()
+    time.sleep(1.0)
+    left = [p for p in pids if alive(p)]
+    leaked = set(os.listdir("/dev/shm")) - before
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    behaviour("orphans", label, f"{len(left)} of {len(pids)} workers alive 1 s after SIGKILL of the parent; "
+              f"{len(leaked)} objects left in /dev/shm")
+
+
+def trio_latency(calls, runs):
+    try:
+        import trio
+        import trio_parallel
+    except ImportError:
+        print("trio_parallel not installed: skipped", file=sys.stderr)
+        return
+
+    async def run():
+        for i in range(50):
+            await trio_parallel.run_sync(identity, i)
+        p50, p99 = [], []
+        for _ in range(runs):
+            lat = []
+            for i in range(calls):
+                t0 = time.perf_counter()
+                r = await trio_parallel.run_sync(identity, i)
+                lat.append((time.perf_counter() - t0) * 1e6)
+                assert r == i
+            p50.append(pct(lat, 0.5))
+            p99.append(pct(lat, 0.99))
+        report("latency_p50_trio_parallel", p50, "us")
+        report("latency_p99_trio_parallel", p99, "us")
+
+    trio.run(run)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--orphan-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--swiftpool-orphan-child", help="bench_core path, for the orphans row")
     a = ap.parse_args()
+    if a.orphan_child:
+        orphan_child()
+        return
+    print("[Python pools] tiny, latency, idle-latency, cpu, payload, skew, shared, keepalive, startup, "
+          "crash, orphans...", file=sys.stderr)
     n = 1_000_000
     lat_calls = 2000 if a.quick else 10000
     idle_calls, idle_runs = (300, 1) if a.quick else (2000, 3)
@@ -139,14 +319,24 @@ def main():
         latency("multiprocessing", lambda i: pool.apply(identity, (i,)), lat_calls, 0, a.runs)
         latency("multiprocessing", lambda i: pool.apply(identity, (i,)), idle_calls, 0.001, idle_runs)
         cpu("multiprocessing", lambda xs: pool.map(spin, xs, chunksize=1), a.runs, a.quick)
+        payload("multiprocessing", lambda xs: pool.map(scale, xs, chunksize=1), a.runs)
+        skew("multiprocessing", lambda xs: pool.map(spin, xs, chunksize=1), a.runs)
 
     with cf.ProcessPoolExecutor(WORKERS) as ex:
         tiny("ProcessPoolExecutor", lambda xs: list(ex.map(square, xs, chunksize=best_chunk(len(xs)))), n, a.runs)
         latency("ProcessPoolExecutor", lambda i: ex.submit(identity, i).result(), lat_calls, 0, a.runs)
         latency("ProcessPoolExecutor", lambda i: ex.submit(identity, i).result(), idle_calls, 0.001, idle_runs)
         cpu("ProcessPoolExecutor", lambda xs: list(ex.map(spin, xs, chunksize=1)), a.runs, a.quick)
+        payload("ProcessPoolExecutor", lambda xs: list(ex.map(scale, xs, chunksize=1)), a.runs)
+        skew("ProcessPoolExecutor", lambda xs: list(ex.map(spin, xs, chunksize=1)), a.runs)
 
     keepalive_and_startup(a.runs)
+    shared(a.runs, a.quick)
+    trio_latency(lat_calls // 10, a.runs)
+    crash_rows()
+    orphan_row("multiprocessing", [sys.executable, os.path.abspath(__file__), "--orphan-child"])
+    if a.swiftpool_orphan_child:
+        orphan_row("SwiftPool", [a.swiftpool_orphan_child, "--orphan-child"])
 
     try:
         from mpire import WorkerPool

@@ -36,6 +36,8 @@ struct SwiftPoolBench: ParsableCommand {
     @Flag(help: "Fewer calls, for a quick look.") var quick = false
 
     func run() throws {
+        let message = "[Swift API] tiny, latency, cpu, keepalive, skew, crash, shared, startup...\n"
+        _ = message.withCString { write(2, $0, strlen($0)) }
         let workers = 2
         let n = 1_000_000
         let input = Array(0..<n)
@@ -111,6 +113,75 @@ struct SwiftPoolBench: ParsableCommand {
             report(keepAlive ? "keepalive_on_swift" : "keepalive_off_swift", [ms], "ms")
             pool.close()
             pool.join()
+        }
+
+        // skew: 2,000 tasks, most 10 us, 2% of them 10 ms; makespan against the ideal
+        // schedule (the larger of total work / workers and the longest task). Measured
+        // here: chunks of 1 gave 1.33-1.43x the ideal, the automatic chunking 1.08-1.14x.
+        do {
+            var seed: UInt64 = 42
+            let durations = (0..<2000).map { _ -> Int in
+                seed = seed &* 6364136223846793005 &+ 1442695040888963407
+                return (seed >> 33) % 50 == 0 ? 10_000 : 10
+            }
+            let ideal = max(Double(durations.reduce(0, +)) / Double(workers), Double(durations.max()!)) / 1e6
+            let pool = ProcessPool(.init(workerCount: workers, keepAlive: true))
+            let work = pool.register { (u: Int) in spin(u) }
+            _ = try pool.map(work, [10, 10])
+            var ratio: [Double] = []
+            for _ in 0..<runs {
+                let t0 = now()
+                _ = try pool.map(work, durations) // SwiftPool's own chunking: its best here
+                ratio.append((now() - t0) / ideal)
+            }
+            report("skew_swift", ratio, "×ideal")
+
+            // crash: task 500 of 1,000 kills its worker
+            let t0 = now()
+            let results = try pool.mapResults(Array(0..<1000), chunkSize: 1) { (x: Int) -> Int in
+                if x == 500 { raise(SIGSEGV) }
+                return x * x
+            }
+            let ms = (now() - t0) * 1000
+            let survived = results.filter { (try? $0.get()) != nil }.count
+            let next = (try? pool.map(work, [10, 10])) != nil
+            var what = "the map returns in \(Int(ms.rounded())) ms; task 500: "
+            if case let .failure(e) = results[500] { what += "\(e.code)" }
+            what += "; \(survived) of 999 other results kept; next map \(next ? "works" : "fails")"
+            print("#behaviour\tcrash\tSwiftPool\t\(what)")
+            pool.close()
+            pool.join()
+        }
+
+        // shared: a 1 GiB array in shared memory, summed by the workers a slice each
+        do {
+            let count = quick ? 1 << 24 : 1 << 27 // 128 MiB or 1 GiB of doubles
+            // Keep-alive, as the Python pool is: a fresh worker would first fault the
+            // shared pages into its page tables (~1 us a page), which is not the sum.
+            let pool = ProcessPool(.init(workerCount: workers, keepAlive: true,
+                                         sharedMemoryBytes: count * 8 + (64 << 20)))
+            let data = try pool.makeSharedArray(repeating: 1.0, count: count)
+            let slices = 16, per = count / slices
+            let sumSlice = pool.register { (s: Int) -> Double in
+                data.withUnsafeMutableBufferPointer { b in
+                    // eight lanes, as numpy's sum does: a plain loop cannot be vectorized
+                    let raw = UnsafeRawPointer(b.baseAddress! + s * per)
+                    var acc = SIMD8<Double>()
+                    for k in stride(from: 0, to: per * 8, by: 64) {
+                        acc += raw.loadUnaligned(fromByteOffset: k, as: SIMD8<Double>.self)
+                    }
+                    return acc.sum()
+                }
+            }
+            _ = try pool.map(sumSlice, Array(0..<slices), chunkSize: 1) // warm, as Python's is
+            var ms: [Double] = []
+            for _ in 0..<runs {
+                let t0 = now()
+                let sums = try pool.map(sumSlice, Array(0..<slices), chunkSize: 1)
+                ms.append((now() - t0) * 1000)
+                precondition(sums.reduce(0, +) == Double(per * slices))
+            }
+            report(quick ? "shared_128MiB_swift" : "shared_swift", ms, "ms")
         }
 
         // startup: a 2-worker pool ready, one task done, shut down

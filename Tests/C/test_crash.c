@@ -79,6 +79,28 @@ static void shouldListOnlyTheFailedItemsOfAJob(void) {
     cpool_job_free(job);
 }
 
+static int64_t killed_like_oom(int64_t x) {
+    if (x == 13) kill(getpid(), SIGKILL); /* what the kernel's OOM killer does */
+    return x;
+}
+
+static void shouldReportAWorkerKilledFromOutsideLikeTheOomKiller(void) {
+    cpool_fn_t f = cpool_register(pool, "oom", "i64(i64)", (void *)killed_like_oom, 0);
+    int64_t in[40], out[40];
+    cpool_status_t st[40];
+    for (int i = 0; i < 40; i++) in[i] = i;
+    CHECK_RC(cpool_map(pool, f, in, 8, out, 8, 40, 4, st), CPOOL_E_TASK_FAILED);
+    for (int i = 0; i < 40; i++) {
+        if (i == 13) {
+            CHECK_EQ(st[i].code, CPOOL_E_CRASHED);
+            CHECK_EQ(st[i].detail, SIGKILL);
+        } else {
+            CHECK_EQ(st[i].code, 0);
+            CHECK_EQ(out[i], i);
+        }
+    }
+}
+
 static void shouldReportACrashedApplyAndKeepServing(void) {
     int64_t x = 500, r = 0;
     cpool_status_t st;
@@ -143,6 +165,7 @@ int main(void) {
     RUN(shouldReportAbortAsSigabrt);
     RUN(shouldReportExitStatusOfAWorkerThatExits);
     RUN(shouldListOnlyTheFailedItemsOfAJob);
+    RUN(shouldReportAWorkerKilledFromOutsideLikeTheOomKiller);
     RUN(shouldReportACrashedApplyAndKeepServing);
     RUN(shouldSurviveManyCrashesInOneMap);
     RUN(shouldKeepTheWorkerCountAfterCrashes);

@@ -70,6 +70,20 @@ struct MapTests {
         }
     }
 
+    @Test func reportsAnErrorWhoseMessageIsTooLongOrNotUTF8() throws {
+        struct Loud: Error, CustomStringConvertible {
+            var description: String { String(repeating: "é", count: 5000) + "\u{FFFF}" }
+        }
+        let pool = ProcessPool(.init(workerCount: 1))
+        let r = try pool.mapResults([1]) { (_: Int) throws -> Int in throw Loud() }
+        guard case let .failure(e) = r[0], case let .userError(type, message) = e.code else {
+            Issue.record("no error: \(r)")
+            return
+        }
+        #expect(type.hasSuffix("Loud"))
+        #expect(message.hasPrefix("éééé") && message.utf8.count <= 512) // cut to its journal entry
+    }
+
     @Test func appliesOneTask() throws {
         let pool = ProcessPool(.init(workerCount: 1))
         #expect(try pool.apply(21) { $0 * 2 } == 42)
