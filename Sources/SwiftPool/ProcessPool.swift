@@ -38,11 +38,6 @@ public final class ProcessPool: @unchecked Sendable {
         hooks = WorkerHooks(configuration)
     }
 
-    deinit {
-        // Calls hold the pool, so none is running; the kept session shuts down gracefully.
-        keptSession = nil
-    }
-
     /// The id (0 ..< workerCount) of the worker process the calling code runs in; `nil`
     /// in the parent. Read it inside a task to learn which worker runs it (mpire's
     /// `pass_worker_id`).

@@ -63,17 +63,6 @@ struct FaultyResult: Codable, Sendable, Equatable {
     }
 }
 
-/// Per-slot counters in shared memory: how many processes of each slot ran init.
-final class SlotCounters: @unchecked Sendable {
-    let base: UnsafeMutablePointer<Int>
-    init() {
-        base = mmap(nil, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)!
-            .bindMemory(to: Int.self, capacity: 512)
-        base.initialize(repeating: 0, count: 512)
-    }
-    deinit { munmap(base, 4096) }
-}
-
 struct Case: CustomTestStringConvertible, Sendable {
     let fault: Fault
     let stage: Stage
@@ -96,7 +85,7 @@ struct FaultMatrixTests {
 
     @Test(arguments: cases)
     func faultIsReportedAndThePoolGoesOn(_ c: Case) throws {
-        let counters = SlotCounters()
+        let counters = SharedCounters() // per slot: processes that ran init; [100]: crashed yet
         let fault = c.fault, stage = c.stage
         let config = ProcessPoolConfiguration(
             workerCount: 2,
