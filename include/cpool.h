@@ -128,7 +128,7 @@ CPOOL_API int cpool_stop_workers(cpool_pool_t *pool, uint64_t timeout_ns);
 
 /* Forks a fresh worker for every slot that has none (after cpool_stop_workers, or at
  * any time: slots with a worker are left alone) and waits until each has finished its
- * init hook. Fresh workers
+ * init hook (a hook that hangs is bounded only by init_timeout_ns). Fresh workers
  * see everything the process holds now: functions registered since, and the data their
  * context pointers point to. Returns 0, CPOOL_E_CLOSED, or -errno of a failed fork. */
 CPOOL_API int cpool_start_workers(cpool_pool_t *pool);
