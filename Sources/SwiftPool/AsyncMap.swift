@@ -4,7 +4,7 @@
 /// drops the chunks not yet run and kills the workers running the others; they are
 /// replaced.
 public struct AsyncPoolMap<Inputs: Sequence, Result: BitwiseCopyable>: AsyncSequence, Sendable
-where Inputs.Element: BitwiseCopyable {
+where Inputs.Element: BitwiseCopyable, Inputs: SendableMetatype {
     /// One task's result or its error.
     public typealias Element = Swift.Result<Result, ProcessPoolError>
 
@@ -93,7 +93,7 @@ extension ProcessPool {
     public func mapStream<Inputs: Sequence, Result: BitwiseCopyable>(
         _ inputs: Inputs, chunkSize: Int? = nil, ordered: Bool = true,
         _ body: @escaping @Sendable (Inputs.Element) throws -> Result
-    ) throws -> AsyncPoolMap<Inputs, Result> where Inputs.Element: BitwiseCopyable {
+    ) throws -> AsyncPoolMap<Inputs, Result> where Inputs.Element: BitwiseCopyable, Inputs: SendableMetatype {
         AsyncPoolMap(ordered ? try imap(inputs, chunkSize: chunkSize, body)
                              : try imapUnordered(inputs, chunkSize: chunkSize, body))
     }

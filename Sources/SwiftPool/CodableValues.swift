@@ -123,8 +123,8 @@ extension ProcessPool {
         }
         var failed: [Int: ProcessPoolError] = [:]
         for (i, e) in failures { failed[i] = e }
-        return try slots.withUnsafeBytes { raw in
-            try (0..<inputs.count).map { i -> Swift.Result<Result, ProcessPoolError> in
+        return slots.withUnsafeBytes { raw in
+            (0..<inputs.count).map { i -> Swift.Result<Result, ProcessPoolError> in
                 if let e = failed[i] { return .failure(e) }
                 let at = raw.baseAddress! + i * slot
                 let n = at.loadUnaligned(as: Int.self)
