@@ -149,7 +149,7 @@ final class LazyMapEngine: @unchecked Sendable {
         for c in chunks { release(c) }
         if !sessionReleased {
             sessionReleased = true
-            pool.releaseStream(session)
+            pool.releaseSession(session)
         }
     }
     private var sessionReleased = false

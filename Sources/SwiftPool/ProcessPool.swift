@@ -166,8 +166,6 @@ public final class ProcessPool: @unchecked Sendable {
         return (s, id)
     }
 
-    func releaseStream(_ s: CoreSession) { releaseSession(s) }
-
     // MARK: - imap
 
     /// Maps lazily and in order (multiprocessing's `imap`): reads `inputs` as the
@@ -177,8 +175,7 @@ public final class ProcessPool: @unchecked Sendable {
     public func imap<Inputs: Sequence, Result: BitwiseCopyable>(
         _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Result
     ) throws -> LazyPoolMap<Inputs, Result> where Inputs.Element: BitwiseCopyable {
-        let engine = try LazyMapEngine(pool: self, function: _makeTaskFunction(body), chunkSize: chunkSize)
-        return LazyPoolMap(inputs: inputs, engine: engine, ordered: true)
+        try _lazyMap(inputs, chunkSize: chunkSize, ordered: true, body)
     }
 
     /// Like ``imap(_:chunkSize:_:)``, but yields results as their chunks finish
@@ -188,8 +185,15 @@ public final class ProcessPool: @unchecked Sendable {
     public func imapUnordered<Inputs: Sequence, Result: BitwiseCopyable>(
         _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Result
     ) throws -> LazyPoolMap<Inputs, Result> where Inputs.Element: BitwiseCopyable {
+        try _lazyMap(inputs, chunkSize: chunkSize, ordered: false, body)
+    }
+
+    @inlinable
+    func _lazyMap<Inputs: Sequence, Result: BitwiseCopyable>(
+        _ inputs: Inputs, chunkSize: Int?, ordered: Bool, _ body: @escaping @Sendable (Inputs.Element) throws -> Result
+    ) throws -> LazyPoolMap<Inputs, Result> where Inputs.Element: BitwiseCopyable {
         let engine = try LazyMapEngine(pool: self, function: _makeTaskFunction(body), chunkSize: chunkSize)
-        return LazyPoolMap(inputs: inputs, engine: engine, ordered: false)
+        return LazyPoolMap(inputs: inputs, engine: engine, ordered: ordered)
     }
 
     // MARK: - map

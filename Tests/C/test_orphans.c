@@ -74,7 +74,7 @@ static _Noreturn void child(int how) {
     atomic_store(&rep->ready, 1);
     if (how >= 2) {
         int64_t in[64], out[64];
-        for (int i = 0; i < 64; i++) in[i] = how == 4 && i == 5 ? 0 : 60000;
+        for (int i = 0; i < 64; i++) in[i] = 60000;
         if (how == 4) {
             /* stand-in for a crash of the parent's own code while a map runs */
             cpool_job_t *j2;

@@ -160,8 +160,6 @@ static void shouldSendSigtermBeforeSigkillWithAGrace(void) {
     cpool_destroy(p);
 }
 
-static void ignore_sigterm_init_sleep(void) {}
-
 static int ignoring_init(uint32_t id, void *ctx) {
     signal(SIGTERM, SIG_IGN);
     return 0;
@@ -180,7 +178,6 @@ static void shouldSigkillAfterTheGraceWhenSigtermIsIgnored(void) {
     CHECK_RC(cpool_apply(p, s, &ms, 8, &r, 8, 100 * 1000000ull, NULL), CPOOL_E_TASK_TIMEOUT);
     uint64_t took = now_ms() - t0;
     CHECK(took >= 250 && took < 10000); /* timeout + grace, then SIGKILL */
-    ignore_sigterm_init_sleep();
     cpool_destroy(p);
 }
 

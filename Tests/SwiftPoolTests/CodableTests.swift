@@ -52,8 +52,3 @@ struct CodableTests {
         #expect(code(results[1]) == .crashed(signal: SIGSEGV, exitStatus: nil))
     }
 }
-
-func unusedFailureCode<T>(_ r: Result<T, ProcessPoolError>) -> ProcessPoolError.Code? {
-    if case let .failure(e) = r { return e.code }
-    return nil
-}

@@ -20,7 +20,7 @@ struct SharedDataTests {
         }
         #expect(sums.reduce(0, +) == Double(999_999 * 1_000_000)) // 2 × Σi
         #expect(data[123_456] == 246_912)
-        #expect(data.allSatisfy { _ in true })
+        #expect(data.enumerated().allSatisfy { $0.element == Double(2 * $0.offset) }) // doubled in place
     }
 
     @Test func aSharedArrayLargerThanTheSharedMemoryIsAClearError() throws {
