@@ -15,7 +15,7 @@
 /* How long a waiting thread sleeps at most before it looks again on its own. */
 #define WAIT_SLICE_NS 100000000ull
 
-void cpool__wake_waiters(cpool_pool_t *p) {
+void cpool__wake_waiters(cpool__pool_t *p) {
     cpool__header_t *h = p->region.header;
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&h->parent_sleepers, memory_order_relaxed)) {
@@ -26,7 +26,7 @@ void cpool__wake_waiters(cpool_pool_t *p) {
 
 /* ------------------------------------------------------------ dispatching */
 
-static void enqueue(cpool_pool_t *p, cpool_job_t *job) {
+static void enqueue(cpool__pool_t *p, cpool_job_t *job) {
     if (job->queued) return;
     job->queued = 1;
     job->next_queued = NULL;
@@ -34,7 +34,7 @@ static void enqueue(cpool_pool_t *p, cpool_job_t *job) {
     p->queue_tail = job;
 }
 
-static void dequeue(cpool_pool_t *p, cpool_job_t *job) {
+static void dequeue(cpool__pool_t *p, cpool_job_t *job) {
     if (!job->queued) return;
     cpool_job_t **pp = &p->queue_head, *prev = NULL;
     while (*pp && *pp != job) {
@@ -49,7 +49,7 @@ static void dequeue(cpool_pool_t *p, cpool_job_t *job) {
 
 /* The worker slot with room in its ring and the fewest chunks queued; slots with a
  * living process first. -1 when every ring is full. */
-static int pick_worker(cpool_pool_t *p) {
+static int pick_worker(cpool__pool_t *p) {
     int best = -1;
     uint64_t best_load = UINT64_MAX;
     const uint32_t cap = p->region.header->ring_slots;
@@ -67,7 +67,7 @@ static int pick_worker(cpool_pool_t *p) {
 }
 
 /* Returns 1 when the worker was asleep and had to be woken. */
-static int push_task(cpool_pool_t *p, uint32_t w, const cpool__task_t *t) {
+static int push_task(cpool__pool_t *p, uint32_t w, const cpool__task_t *t) {
     cpool__worker_ctl_t *c = &p->region.ctl[w];
     const uint32_t cap = p->region.header->ring_slots;
     uint64_t pos = cpool__ring_reserve(&c->to_worker.task_head, &c->from_worker.task_tail, cap);
@@ -93,12 +93,12 @@ static void copy_items(unsigned char *dst, size_t dst_stride, const unsigned cha
     for (size_t i = 0; i < n; i++) memcpy(dst + i * dst_stride, src + i * src_stride, item_bytes);
 }
 
-static void free_extent(cpool_pool_t *p, uint64_t *off) {
+static void free_extent(cpool__pool_t *p, uint64_t *off) {
     if (*off != NO_EXTENT) cpool__arena_free(&p->arena, *off);
     *off = NO_EXTENT;
 }
 
-void cpool__dispatch(cpool_pool_t *p, cpool_job_t *job) {
+void cpool__dispatch(cpool__pool_t *p, cpool_job_t *job) {
     while (!job->cancelled && job->next_item < job->count && job->chunks_in_flight < job->window) {
         int w = pick_worker(p);
         if (w < 0) break;
@@ -167,14 +167,14 @@ void cpool__dispatch(cpool_pool_t *p, cpool_job_t *job) {
 
 /* ------------------------------------------------------------ completing */
 
-static void job_end_check(cpool_pool_t *p, cpool_job_t *job) {
+static void job_end_check(cpool__pool_t *p, cpool_job_t *job) {
     if (job->ended_items < job->count || atomic_load(&job->ended)) return;
     dequeue(p, job);
     if (job->timeout_ns && job->timeout_ns != p->opts.task_timeout_ns) p->custom_timeouts--;
     atomic_store_explicit(&job->ended, 1, memory_order_release);
 }
 
-static void finish_chunk(cpool_pool_t *p, cpool_job_t *job, cpool__chunk_t *ch) {
+static void finish_chunk(cpool__pool_t *p, cpool_job_t *job, cpool__chunk_t *ch) {
     if (!job->out_shared && ch->out_off != NO_EXTENT)
         copy_items(job->out + ch->first_item * job->out_stride, job->out_stride,
                    p->region.arena + ch->out_off, job->out_item_bytes, job->out_item_bytes,
@@ -207,7 +207,7 @@ static void record_failures(cpool_job_t *job, size_t first, size_t count, int co
     }
 }
 
-void cpool__end_items(cpool_pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_t first,
+void cpool__end_items(cpool__pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_t first,
                       uint32_t count, int code, int detail, uint32_t worker) {
     if (chunk >= job->window) return;
     cpool__chunk_t *ch = &job->chunks[chunk];
@@ -239,24 +239,24 @@ void cpool__end_items(cpool_pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_
     job_end_check(p, job);
 }
 
-static cpool_job_t *job_at(cpool_pool_t *p, uint32_t slot, uint32_t gen) {
+static cpool_job_t *job_at(cpool__pool_t *p, uint32_t slot, uint32_t gen) {
     if (slot >= CPOOL_MAX_JOBS) return NULL;
     cpool_job_t *job = p->jobs[slot];
     return (job && job->gen == gen) ? job : NULL;
 }
 
-void cpool__apply_completion(cpool_pool_t *p, uint32_t w, const cpool__completion_t *c) {
+void cpool__apply_completion(cpool__pool_t *p, uint32_t w, const cpool__completion_t *c) {
     cpool_job_t *job = job_at(p, c->job_slot, c->job_gen);
     if (job) cpool__end_items(p, job, c->chunk, c->first, c->count, c->code, c->detail, w);
 }
 
-cpool_job_t *cpool__job_of_task(cpool_pool_t *p, uint32_t w, uint64_t seq, cpool__task_t *task) {
+cpool_job_t *cpool__job_of_task(cpool__pool_t *p, uint32_t w, uint64_t seq, cpool__task_t *task) {
     const uint32_t cap = p->region.header->ring_slots;
     *task = cpool__task_ring(&p->region, w)[cpool__ring_index(seq, cap)];
     return job_at(p, task->job_slot, task->job_gen);
 }
 
-int cpool__progress(cpool_pool_t *p) {
+int cpool__progress(cpool__pool_t *p) {
     int changed = 0;
     const uint32_t cap = p->region.header->ring_slots;
     for (uint32_t w = 0; w < p->workers; w++) {
@@ -294,7 +294,7 @@ static void end_undispatched(cpool_job_t *job, int code) {
     job->next_item = job->count;
 }
 
-void cpool__fail_all_jobs(cpool_pool_t *p, int code) {
+void cpool__fail_all_jobs(cpool__pool_t *p, int code) {
     for (uint32_t s = 0; s < CPOOL_MAX_JOBS; s++) {
         cpool_job_t *job = p->jobs[s];
         if (!job || atomic_load(&job->ended)) continue;
@@ -309,10 +309,7 @@ void cpool__fail_all_jobs(cpool_pool_t *p, int code) {
 
 /* ------------------------------------------------------------ creating jobs */
 
-extern int cpool__pool_enter(cpool_pool_t *p);
-extern void cpool__pool_leave(cpool_pool_t *p);
-
-static size_t auto_chunk(const cpool_pool_t *p, size_t count) {
+static size_t auto_chunk(const cpool__pool_t *p, size_t count) {
     /* About four chunks a worker, as multiprocessing and mpire choose: big enough to
      * amortize the ~0.1-1 us a chunk costs, small enough to balance uneven tasks. */
     size_t c = count / ((size_t)p->workers * 4);
@@ -323,7 +320,7 @@ static size_t auto_chunk(const cpool_pool_t *p, size_t count) {
     return c;
 }
 
-static int in_arena(const cpool_pool_t *p, const void *ptr, size_t stride, size_t count,
+static int in_arena(const cpool__pool_t *p, const void *ptr, size_t stride, size_t count,
                     size_t item_bytes) {
     const unsigned char *b = ptr;
     if (b < p->region.arena || b >= p->region.arena + p->region.arena_bytes) return 0;
@@ -332,15 +329,16 @@ static int in_arena(const cpool_pool_t *p, const void *ptr, size_t stride, size_
     return cpool__arena_contains(&p->region, off, span);
 }
 
-static int job_create(cpool_pool_t *p, cpool_fn_t fn, const void *in, size_t in_stride,
+static int job_create(cpool__pool_t *p, cpool_fn_t fn, const void *in, size_t in_stride,
                       void *out, size_t out_stride, size_t count, size_t chunk_items,
                       cpool_status_t *statuses, uint64_t timeout_ns, int single,
                       cpool_job_t **out_job) {
     if (!in && count && in_stride) return -EINVAL;
     if (!out && count && out_stride) return -EINVAL;
-    int err = 0;
-    if (fn < 0) return CPOOL_E_UNKNOWN_FUNCTION;
-    const cpool__fn_local_t *f = cpool__registry_get(&p->registry, (uint32_t)fn, &err);
+    int err = cpool__fn_index(p, fn);
+    if (err < 0) return err;
+    const uint32_t index = (uint32_t)err;
+    const cpool__fn_local_t *f = cpool__registry_get(&p->registry, index, &err);
     if (!f) return err;
     size_t in_item, out_item;
     if (f->kind == CPOOL_KIND_BYTES) {
@@ -360,7 +358,7 @@ static int job_create(cpool_pool_t *p, cpool_fn_t fn, const void *in, size_t in_
     cpool_job_t *job = calloc(1, sizeof *job);
     if (!job) return -ENOMEM;
     job->pool = p;
-    job->fn = (uint32_t)fn;
+    job->fn = index;
     job->f = f;
     job->in = in;
     job->out = out;
@@ -436,7 +434,7 @@ static int job_result(const cpool_job_t *job) {
     return CPOOL_E_TASK_FAILED;
 }
 
-static int results_pending(const cpool_pool_t *p) {
+static int results_pending(const cpool__pool_t *p) {
     for (uint32_t w = 0; w < p->workers; w++) {
         cpool__worker_ctl_t *c = &p->region.ctl[w];
         if (atomic_load_explicit(&c->from_worker.res_head, memory_order_acquire) !=
@@ -447,7 +445,7 @@ static int results_pending(const cpool_pool_t *p) {
 }
 
 /* Drains and dispatches for everybody when there is something to drain. */
-static void make_progress(cpool_pool_t *p, int force) {
+static void make_progress(cpool__pool_t *p, int force) {
     if (!force && !results_pending(p) && !p->queue_head) return;
     pthread_mutex_lock(&p->lock);
     int changed = cpool__progress(p);
@@ -457,7 +455,7 @@ static void make_progress(cpool_pool_t *p, int force) {
 
 int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns) {
     if (!job) return -EINVAL;
-    cpool_pool_t *p = job->pool;
+    cpool__pool_t *p = job->pool;
     cpool__header_t *h = p->region.header;
     const uint64_t start = cpool__now_ns();
     cpool__backoff_t b;
@@ -504,7 +502,7 @@ int cpool_job_done(cpool_job_t *job) {
 
 int cpool_job_cancel(cpool_job_t *job) {
     if (!job) return -EINVAL;
-    cpool_pool_t *p = job->pool;
+    cpool__pool_t *p = job->pool;
     pthread_mutex_lock(&p->lock);
     cpool__progress(p);
     if (atomic_load(&job->ended)) {
@@ -557,7 +555,7 @@ int64_t cpool_job_failures(cpool_job_t *job, size_t *indices, cpool_status_t *st
 
 void cpool_job_free(cpool_job_t *job) {
     if (!job) return;
-    cpool_pool_t *p = job->pool;
+    cpool__pool_t *p = job->pool;
     if (!atomic_load_explicit(&job->ended, memory_order_acquire)) {
         cpool_job_cancel(job);
         cpool_job_wait(job, 0);
@@ -576,11 +574,12 @@ void cpool_job_free(cpool_job_t *job) {
 
 /* ------------------------------------------------------------ public entry points */
 
-int cpool_map_start(cpool_pool_t *p, cpool_fn_t fn, const void *in, size_t in_stride_bytes,
+int cpool_map_start(cpool_pool_t *h, cpool_fn_t fn, const void *in, size_t in_stride_bytes,
                     void *out, size_t out_stride_bytes, size_t count, size_t chunk_items,
                     cpool_status_t *statuses, cpool_job_t **job) {
     if (!job) return -EINVAL;
-    int rc = cpool__pool_enter(p);
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     rc = job_create(p, fn, in, in_stride_bytes, out, out_stride_bytes, count, chunk_items,
                     statuses, 0, 0, job);
@@ -590,10 +589,11 @@ int cpool_map_start(cpool_pool_t *p, cpool_fn_t fn, const void *in, size_t in_st
 
 /* The blocking calls stay "in" the pool while they wait, so that cpool_destroy on
  * another thread ends their job and waits for them instead of freeing under them. */
-int cpool_map(cpool_pool_t *p, cpool_fn_t fn, const void *in, size_t in_stride_bytes,
+int cpool_map(cpool_pool_t *h, cpool_fn_t fn, const void *in, size_t in_stride_bytes,
               void *out, size_t out_stride_bytes, size_t count, size_t chunk_items,
               cpool_status_t *statuses) {
-    int rc = cpool__pool_enter(p);
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     cpool_job_t *job;
     rc = job_create(p, fn, in, in_stride_bytes, out, out_stride_bytes, count, chunk_items,
@@ -606,19 +606,21 @@ int cpool_map(cpool_pool_t *p, cpool_fn_t fn, const void *in, size_t in_stride_b
     return rc;
 }
 
-int cpool_submit(cpool_pool_t *p, cpool_fn_t fn, const void *args, size_t args_bytes,
+int cpool_submit(cpool_pool_t *h, cpool_fn_t fn, const void *args, size_t args_bytes,
                  void *result, size_t result_bytes, uint64_t timeout_ns, cpool_job_t **job) {
     if (!job) return -EINVAL;
-    int rc = cpool__pool_enter(p);
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     rc = job_create(p, fn, args, args_bytes, result, result_bytes, 1, 1, NULL, timeout_ns, 1, job);
     cpool__pool_leave(p);
     return rc;
 }
 
-int cpool_apply(cpool_pool_t *p, cpool_fn_t fn, const void *args, size_t args_bytes,
+int cpool_apply(cpool_pool_t *h, cpool_fn_t fn, const void *args, size_t args_bytes,
                 void *result, size_t result_bytes, uint64_t timeout_ns, cpool_status_t *status) {
-    int rc = cpool__pool_enter(p);
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     cpool_job_t *job;
     rc = job_create(p, fn, args, args_bytes, result, result_bytes, 1, 1, NULL, timeout_ns, 1, &job);

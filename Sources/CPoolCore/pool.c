@@ -18,63 +18,105 @@
 #define DEFAULT_SPIN_NS 50000ull
 #define MIN_ARENA_BYTES (64ull << 10)
 
-/* ------------------------------------------------------------ live pools */
+/* ------------------------------------------------------------ handles */
+
+/* A handle is not the pool's address: it names a slot of the table of live pools and
+ * the generation of that slot, so that a handle kept after cpool_destroy never reaches
+ * a pool created later at the same address (it gets CPOOL_E_CLOSED). */
+_Static_assert(sizeof(void *) == 8, "handles pack a slot and a generation into a pointer");
+
+typedef struct live_slot {
+    cpool__pool_t *pool; /* NULL when free */
+    uint32_t gen;
+} live_slot_t;
 
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static cpool_pool_t **live;
-static size_t live_count, live_cap;
+static live_slot_t *live;
+static size_t live_cap;
+static uint32_t pools_created;
 
-static int live_add(cpool_pool_t *p) {
+static cpool_pool_t *handle_of(size_t slot, uint32_t gen) {
+    return (cpool_pool_t *)(uintptr_t)(((uint64_t)gen << 32) | (uint64_t)(slot + 1));
+}
+
+/* Locks held: live_lock. The pool a handle names, or NULL. */
+static cpool__pool_t *resolve_locked(const cpool_pool_t *h, size_t *slot_out) {
+    const uint64_t v = (uint64_t)(uintptr_t)h;
+    const uint64_t slot = (v & 0xffffffffu) - 1;
+    if ((v & 0xffffffffu) == 0 || slot >= live_cap) return NULL;
+    if (!live[slot].pool || live[slot].gen != (uint32_t)(v >> 32)) return NULL;
+    if (slot_out) *slot_out = (size_t)slot;
+    return live[slot].pool;
+}
+
+/* Enters p in the table; sets *h and the pool's function-id tag. */
+static int live_add(cpool__pool_t *p, cpool_pool_t **h) {
     pthread_mutex_lock(&live_lock);
-    if (live_count == live_cap) {
+    size_t slot = 0;
+    while (slot < live_cap && live[slot].pool) slot++;
+    if (slot == live_cap) {
         size_t n = live_cap ? live_cap * 2 : 8;
-        cpool_pool_t **v = realloc(live, n * sizeof *v);
+        live_slot_t *v = realloc(live, n * sizeof *v);
         if (!v) {
             pthread_mutex_unlock(&live_lock);
             return -ENOMEM;
         }
+        memset(v + live_cap, 0, (n - live_cap) * sizeof *v);
         live = v;
         live_cap = n;
     }
-    live[live_count++] = p;
+    if (++live[slot].gen == 0) live[slot].gen = 1;
+    live[slot].pool = p;
+    p->fn_tag = (++pools_created % CPOOL_FN_TAG_LIMIT) + 1;
+    *h = handle_of(slot, live[slot].gen);
     pthread_mutex_unlock(&live_lock);
     return 0;
 }
 
-/* Returns 1 when p was live (and is no longer). */
-static int live_remove(cpool_pool_t *p) {
+/* Takes the pool out of the table; returns it, or NULL when the handle named none. */
+static cpool__pool_t *live_remove(cpool_pool_t *h) {
     pthread_mutex_lock(&live_lock);
-    for (size_t i = 0; i < live_count; i++) {
-        if (live[i] == p) {
-            live[i] = live[--live_count];
-            pthread_mutex_unlock(&live_lock);
-            return 1;
-        }
-    }
+    size_t slot;
+    cpool__pool_t *p = resolve_locked(h, &slot);
+    if (p) live[slot].pool = NULL;
     pthread_mutex_unlock(&live_lock);
-    return 0;
+    return p;
 }
 
-/* Every public entry point that takes a pool brackets its work with enter/leave, so
- * that destroy can wait for calls in progress. */
-int cpool__pool_enter(cpool_pool_t *p) {
-    if (!p) return -EINVAL;
+int cpool__pool_enter(cpool_pool_t *h, cpool__pool_t **out) {
+    if (!h) return -EINVAL;
     pthread_mutex_lock(&live_lock);
-    int found = 0;
-    for (size_t i = 0; i < live_count && !found; i++) found = live[i] == p;
-    if (found) {
+    cpool__pool_t *p = resolve_locked(h, NULL);
+    if (p) {
         pthread_mutex_lock(&p->lock);
         p->active_calls++;
         pthread_mutex_unlock(&p->lock);
     }
     pthread_mutex_unlock(&live_lock);
-    return found ? 0 : CPOOL_E_CLOSED;
+    *out = p;
+    return p ? 0 : CPOOL_E_CLOSED;
 }
 
-void cpool__pool_leave(cpool_pool_t *p) {
+void cpool__pool_leave(cpool__pool_t *p) {
     pthread_mutex_lock(&p->lock);
     if (--p->active_calls == 0) pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
+}
+
+cpool__pool_t *cpool__pool_internal(cpool_pool_t *h) {
+    pthread_mutex_lock(&live_lock);
+    cpool__pool_t *p = resolve_locked(h, NULL);
+    pthread_mutex_unlock(&live_lock);
+    return p;
+}
+
+int cpool__fn_index(const cpool__pool_t *p, cpool_fn_t fn) {
+    if (fn < 0 || (uint32_t)fn >> CPOOL_FN_INDEX_BITS != p->fn_tag) return CPOOL_E_UNKNOWN_FUNCTION;
+    return (int)((uint32_t)fn & (CPOOL_MAX_FUNCTIONS - 1));
+}
+
+static cpool_fn_t fn_id(const cpool__pool_t *p, int index) {
+    return index < 0 ? index : (cpool_fn_t)((p->fn_tag << CPOOL_FN_INDEX_BITS) | (uint32_t)index);
 }
 
 /* ------------------------------------------------------------ options and create */
@@ -102,7 +144,7 @@ static uint32_t usable_cpus(void) {
 
 int cpool_cpu_count(void) { return (int)usable_cpus(); }
 
-static void timed_wait(cpool_pool_t *p, uint64_t deadline_ns) {
+static void timed_wait(cpool__pool_t *p, uint64_t deadline_ns) {
     if (!deadline_ns) {
         pthread_cond_wait(&p->changed, &p->lock);
         return;
@@ -111,7 +153,7 @@ static void timed_wait(cpool_pool_t *p, uint64_t deadline_ns) {
     pthread_cond_timedwait(&p->changed, &p->lock, &ts);
 }
 
-static void free_pool(cpool_pool_t *p) {
+static void free_pool(cpool__pool_t *p) {
     for (uint32_t s = 0; s < CPOOL_MAX_JOBS; s++) {
         cpool_job_t *job = p->jobs[s];
         if (!job) continue;
@@ -143,7 +185,7 @@ int cpool_create(const cpool_options_t *options, cpool_pool_t **out) {
     if (o.ring_slots < 2 || o.ring_slots > 65536 || (o.ring_slots & (o.ring_slots - 1))) return -EINVAL;
     if (o.arena_bytes < MIN_ARENA_BYTES || o.arena_bytes > (1ull << 40)) return -EINVAL;
 
-    cpool_pool_t *p = calloc(1, sizeof *p);
+    cpool__pool_t *p = calloc(1, sizeof *p);
     if (!p) return -ENOMEM;
     p->opts = o;
     p->workers = o.workers;
@@ -167,23 +209,25 @@ int cpool_create(const cpool_options_t *options, cpool_pool_t **out) {
     for (uint32_t i = 0; i < CPOOL_MAX_JOBS; i++) p->free_slots[i] = CPOOL_MAX_JOBS - 1 - i;
     p->free_count = CPOOL_MAX_JOBS;
     for (uint32_t w = 0; w < o.workers; w++) p->w[w].pidfd = -1;
-    if ((rc = live_add(p)) != 0) {
+    cpool_pool_t *h;
+    if ((rc = live_add(p, &h)) != 0) {
         free_pool(p);
         return rc;
     }
     rc = cpool__supervisor_start(p);
     if (rc) {
-        cpool_destroy(p);
+        cpool_destroy(h);
         return rc;
     }
-    *out = p;
+    *out = h;
     return 0;
 }
 
 /* ------------------------------------------------------------ close, terminate, join */
 
-int cpool_close(cpool_pool_t *p) {
-    int rc = cpool__pool_enter(p);
+int cpool_close(cpool_pool_t *h) {
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     pthread_mutex_lock(&p->lock);
     if (p->state == CPOOL_OPEN) p->state = CPOOL_CLOSED;
@@ -193,7 +237,7 @@ int cpool_close(cpool_pool_t *p) {
 }
 
 /* Locks held: p->lock. */
-static void terminate_locked(cpool_pool_t *p) {
+static void terminate_locked(cpool__pool_t *p) {
     if (p->state == CPOOL_TERMINATED) return;
     p->state = CPOOL_TERMINATED;
     cpool__fail_all_jobs(p, CPOOL_E_CANCELLED);
@@ -203,8 +247,9 @@ static void terminate_locked(cpool_pool_t *p) {
     }
 }
 
-int cpool_terminate(cpool_pool_t *p) {
-    int rc = cpool__pool_enter(p);
+int cpool_terminate(cpool_pool_t *h) {
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     pthread_mutex_lock(&p->lock);
     terminate_locked(p);
@@ -215,20 +260,20 @@ int cpool_terminate(cpool_pool_t *p) {
     return 0;
 }
 
-static int all_jobs_ended(const cpool_pool_t *p) {
+static int all_jobs_ended(const cpool__pool_t *p) {
     for (uint32_t s = 0; s < CPOOL_MAX_JOBS; s++)
         if (p->jobs[s] && !atomic_load(&p->jobs[s]->ended)) return 0;
     return 1;
 }
 
-static int workers_gone(const cpool_pool_t *p) {
+static int workers_gone(const cpool__pool_t *p) {
     for (uint32_t w = 0; w < p->workers; w++)
         if (p->w[w].pid) return 0;
     return 1;
 }
 
 /* Waits for every job to end, then for every worker to leave. Locks held: none. */
-static int join_pool(cpool_pool_t *p, uint64_t timeout_ns) {
+static int join_pool(cpool__pool_t *p, uint64_t timeout_ns) {
     const uint64_t deadline = timeout_ns ? cpool__now_ns() + timeout_ns : 0;
     cpool__header_t *h = p->region.header;
     for (;;) {
@@ -264,16 +309,18 @@ static int join_pool(cpool_pool_t *p, uint64_t timeout_ns) {
     return rc;
 }
 
-int cpool_join(cpool_pool_t *p, uint64_t timeout_ns) {
-    int rc = cpool__pool_enter(p);
+int cpool_join(cpool_pool_t *h, uint64_t timeout_ns) {
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     rc = join_pool(p, timeout_ns);
     cpool__pool_leave(p);
     return rc;
 }
 
-int cpool_stop_workers(cpool_pool_t *p, uint64_t timeout_ns) {
-    int rc = cpool__pool_enter(p);
+int cpool_stop_workers(cpool_pool_t *h, uint64_t timeout_ns) {
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     const uint64_t deadline = timeout_ns ? cpool__now_ns() + timeout_ns : 0;
     pthread_mutex_lock(&p->lock);
@@ -297,8 +344,9 @@ int cpool_stop_workers(cpool_pool_t *p, uint64_t timeout_ns) {
     return rc;
 }
 
-int cpool_start_workers(cpool_pool_t *p) {
-    int rc = cpool__pool_enter(p);
+int cpool_start_workers(cpool_pool_t *h) {
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     pthread_mutex_lock(&p->lock);
     if (p->state != CPOOL_OPEN) rc = CPOOL_E_CLOSED;
@@ -331,8 +379,9 @@ int cpool_start_workers(cpool_pool_t *p) {
     return rc;
 }
 
-void cpool_destroy(cpool_pool_t *p) {
-    if (!p || !live_remove(p)) return;
+void cpool_destroy(cpool_pool_t *h) {
+    cpool__pool_t *p = h ? live_remove(h) : NULL;
+    if (!p) return;
     pthread_mutex_lock(&p->lock);
     if (!(p->state != CPOOL_OPEN && workers_gone(p) && all_jobs_ended(p))) terminate_locked(p);
     pthread_mutex_unlock(&p->lock);
@@ -354,55 +403,58 @@ void cpool_destroy(cpool_pool_t *p) {
 
 /* ------------------------------------------------------------ functions */
 
-static cpool_fn_t add_function(cpool_pool_t *p, const char *name, const char *signature,
+static cpool_fn_t add_function(cpool_pool_t *h, const char *name, const char *signature,
                                void *fn, const char *library, const char *symbol, void *ctx,
                                uint32_t kind, uint32_t in_bytes, uint32_t out_bytes,
                                uint32_t flags) {
-    int rc = cpool__pool_enter(p);
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     pthread_mutex_lock(&p->lock);
     if (p->state != CPOOL_OPEN) rc = CPOOL_E_CLOSED;
-    else rc = cpool__registry_add(&p->registry, name, signature, fn, library, symbol, ctx,
-                                  kind, in_bytes, out_bytes, flags);
+    else rc = fn_id(p, cpool__registry_add(&p->registry, name, signature, fn, library, symbol,
+                                           ctx, kind, in_bytes, out_bytes, flags));
     pthread_mutex_unlock(&p->lock);
     cpool__pool_leave(p);
     return rc;
 }
 
-cpool_fn_t cpool_register(cpool_pool_t *p, const char *name, const char *signature, void *fn,
+cpool_fn_t cpool_register(cpool_pool_t *h, const char *name, const char *signature, void *fn,
                           uint32_t flags) {
     if (!fn || !signature) return -EINVAL;
-    return add_function(p, name, signature, fn, NULL, NULL, NULL, 0, 0, 0, flags);
+    return add_function(h, name, signature, fn, NULL, NULL, NULL, 0, 0, 0, flags);
 }
 
-cpool_fn_t cpool_register_symbol(cpool_pool_t *p, const char *name, const char *library,
+cpool_fn_t cpool_register_symbol(cpool_pool_t *h, const char *name, const char *library,
                                  const char *symbol, const char *signature, uint32_t flags) {
     if (!symbol || !symbol[0] || !signature) return -EINVAL;
-    return add_function(p, name, signature, NULL, library, symbol, NULL, 0, 0, 0, flags);
+    return add_function(h, name, signature, NULL, library, symbol, NULL, 0, 0, 0, flags);
 }
 
-cpool_fn_t cpool_register_batch(cpool_pool_t *p, const char *name, cpool_batch_fn_t fn,
+cpool_fn_t cpool_register_batch(cpool_pool_t *h, const char *name, cpool_batch_fn_t fn,
                                 void *ctx, size_t in_bytes, size_t out_bytes) {
     if (!fn || in_bytes > UINT32_MAX || out_bytes > UINT32_MAX) return -EINVAL;
-    return add_function(p, name, NULL, (void *)fn, NULL, NULL, ctx, CPOOL_KIND_BATCH,
+    return add_function(h, name, NULL, (void *)fn, NULL, NULL, ctx, CPOOL_KIND_BATCH,
                         (uint32_t)in_bytes, (uint32_t)out_bytes, 0);
 }
 
-cpool_fn_t cpool_lookup(cpool_pool_t *p, const char *name) {
+cpool_fn_t cpool_lookup(cpool_pool_t *h, const char *name) {
     if (!name) return -EINVAL;
-    int rc = cpool__pool_enter(p);
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
-    rc = cpool__registry_find(&p->registry, name);
+    rc = fn_id(p, cpool__registry_find(&p->registry, name));
     cpool__pool_leave(p);
     return rc;
 }
 
-int cpool_function_sizes(cpool_pool_t *p, cpool_fn_t fn, size_t *args_bytes,
+int cpool_function_sizes(cpool_pool_t *h, cpool_fn_t fn, size_t *args_bytes,
                          size_t *result_bytes) {
-    int rc = cpool__pool_enter(p);
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
-    int err = CPOOL_E_UNKNOWN_FUNCTION;
-    const cpool__fn_local_t *f = fn >= 0 ? cpool__registry_get(&p->registry, (uint32_t)fn, &err) : NULL;
+    int err = cpool__fn_index(p, fn);
+    const cpool__fn_local_t *f = err >= 0 ? cpool__registry_get(&p->registry, (uint32_t)err, &err) : NULL;
     if (f) {
         if (args_bytes) *args_bytes = f->in_bytes;
         if (result_bytes) *result_bytes = f->out_bytes;
@@ -414,8 +466,9 @@ int cpool_function_sizes(cpool_pool_t *p, cpool_fn_t fn, size_t *args_bytes,
 
 /* ------------------------------------------------------------ shared buffers */
 
-void *cpool_alloc(cpool_pool_t *p, size_t bytes) {
-    if (cpool__pool_enter(p) != 0) return NULL;
+void *cpool_alloc(cpool_pool_t *h, size_t bytes) {
+    cpool__pool_t *p;
+    if (cpool__pool_enter(h, &p) != 0) return NULL;
     void *ptr = NULL;
     pthread_mutex_lock(&p->lock);
     if (p->state == CPOOL_OPEN) {
@@ -427,8 +480,9 @@ void *cpool_alloc(cpool_pool_t *p, size_t bytes) {
     return ptr;
 }
 
-void cpool_free(cpool_pool_t *p, void *buffer) {
-    if (!buffer || cpool__pool_enter(p) != 0) return;
+void cpool_free(cpool_pool_t *h, void *buffer) {
+    cpool__pool_t *p;
+    if (!buffer || cpool__pool_enter(h, &p) != 0) return;
     unsigned char *b = buffer;
     pthread_mutex_lock(&p->lock);
     if (b >= p->region.arena && b < p->region.arena + p->region.arena_bytes)
@@ -439,8 +493,9 @@ void cpool_free(cpool_pool_t *p, void *buffer) {
 
 /* ------------------------------------------------------------ statistics */
 
-int cpool_arena_usage(cpool_pool_t *p, uint64_t *in_use_bytes, uint64_t *capacity_bytes) {
-    int rc = cpool__pool_enter(p);
+int cpool_arena_usage(cpool_pool_t *h, uint64_t *in_use_bytes, uint64_t *capacity_bytes) {
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     pthread_mutex_lock(&p->lock);
     if (in_use_bytes) *in_use_bytes = p->arena.in_use;
@@ -450,17 +505,19 @@ int cpool_arena_usage(cpool_pool_t *p, uint64_t *in_use_bytes, uint64_t *capacit
     return 0;
 }
 
-int cpool_worker_count(cpool_pool_t *p) {
-    int rc = cpool__pool_enter(p);
+int cpool_worker_count(cpool_pool_t *h) {
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     rc = (int)p->workers;
     cpool__pool_leave(p);
     return rc;
 }
 
-int cpool_worker_stats(cpool_pool_t *p, uint32_t worker, cpool_worker_stats_t *out) {
+int cpool_worker_stats(cpool_pool_t *h, uint32_t worker, cpool_worker_stats_t *out) {
     if (!out) return -EINVAL;
-    int rc = cpool__pool_enter(p);
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     if (worker >= p->workers) {
         cpool__pool_leave(p);

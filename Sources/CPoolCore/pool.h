@@ -12,6 +12,14 @@
 #include "region.h"
 #include "registry.h"
 
+typedef struct cpool__pool cpool__pool_t;
+
+/* A function id is the pool's tag above the registry index, so that an id of one pool
+ * never runs another pool's function of the same index. */
+#define CPOOL_FN_INDEX_BITS 8
+#define CPOOL_FN_TAG_LIMIT 0x7fffffu
+_Static_assert((1u << CPOOL_FN_INDEX_BITS) == CPOOL_MAX_FUNCTIONS, "index bits hold every function");
+
 enum { CPOOL_OPEN = 0, CPOOL_CLOSED = 1, CPOOL_TERMINATED = 2 };
 
 /* Why the parent killed a worker; the task it was running is reported accordingly. */
@@ -59,7 +67,7 @@ typedef struct cpool__failure {
 } cpool__failure_t;
 
 struct cpool_job {
-    cpool_pool_t *pool;
+    cpool__pool_t *pool;
     uint32_t slot, gen;
     uint32_t fn;
     const cpool__fn_local_t *f;
@@ -89,12 +97,13 @@ struct cpool_job {
     cpool__chunk_t *chunks;
 };
 
-struct cpool_pool {
+struct cpool__pool {
     cpool_options_t opts;
     uint32_t workers;
     cpool__region_t region;
     cpool__registry_t registry;
     pid_t parent_pid;
+    uint32_t fn_tag;                /* see CPOOL_FN_INDEX_BITS */
 
     /* Everything below is parent-private and guarded by lock. Workers never touch it,
      * so a worker dying can never leave it held. */
@@ -125,40 +134,50 @@ struct cpool_pool {
 };
 
 /* Locks held: none. Wakes the parent threads sleeping on results_seq. */
-void cpool__wake_waiters(cpool_pool_t *p);
+void cpool__wake_waiters(cpool__pool_t *p);
 
 /* Locks held: p->lock. Drains every result ring and applies the completions, then
  * dispatches queued work. Returns 1 when anything changed. */
-int cpool__progress(cpool_pool_t *p);
+int cpool__progress(cpool__pool_t *p);
 
 /* Locks held: p->lock. Sends as much of the job as its window, the rings and the
  * arena allow; queues the job for later when something is left. */
-void cpool__dispatch(cpool_pool_t *p, cpool_job_t *job);
+void cpool__dispatch(cpool__pool_t *p, cpool_job_t *job);
 
 /* Locks held: p->lock. Applies one completion from worker w. */
-void cpool__apply_completion(cpool_pool_t *p, uint32_t w, const cpool__completion_t *c);
+void cpool__apply_completion(cpool__pool_t *p, uint32_t w, const cpool__completion_t *c);
 
 /* Locks held: p->lock. Ends every unfinished item of every job with code. */
-void cpool__fail_all_jobs(cpool_pool_t *p, int code);
+void cpool__fail_all_jobs(cpool__pool_t *p, int code);
 
 /* Locks held: p->lock. The job whose task sits at position seq of worker w's ring,
  * with that task; NULL when the job is gone. */
-cpool_job_t *cpool__job_of_task(cpool_pool_t *p, uint32_t w, uint64_t seq, cpool__task_t *task);
+cpool_job_t *cpool__job_of_task(cpool__pool_t *p, uint32_t w, uint64_t seq, cpool__task_t *task);
 
 /* Locks held: p->lock. Ends items [first, first+count) of a job's chunk with code. */
-void cpool__end_items(cpool_pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_t first,
+void cpool__end_items(cpool__pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_t first,
                       uint32_t count, int code, int detail, uint32_t worker);
 
 /* Locks held: p->lock. Stops worker w for `reason` while it runs item `item` of the
  * task at ring position `seq`: SIGTERM then SIGKILL after the grace, or SIGKILL at once. */
-void cpool__kill_worker(cpool_pool_t *p, uint32_t w, int reason, uint64_t seq, uint64_t item);
+void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, uint64_t seq, uint64_t item);
+
+/* Handles (pool.c): every public call that takes a pool enters it (CPOOL_E_CLOSED for
+ * a handle that names no live pool, -EINVAL for NULL) and leaves it when done, so that
+ * cpool_destroy waits for calls in progress. */
+int cpool__pool_enter(cpool_pool_t *h, cpool__pool_t **p);
+void cpool__pool_leave(cpool__pool_t *p);
+/* The pool a handle names, or NULL (tests and fuzzers reach internals through it). */
+cpool__pool_t *cpool__pool_internal(cpool_pool_t *h);
+/* The registry index of function id fn of pool p, or CPOOL_E_UNKNOWN_FUNCTION. */
+int cpool__fn_index(const cpool__pool_t *p, cpool_fn_t fn);
 
 /* Supervisor (supervisor.c). */
-int cpool__supervisor_start(cpool_pool_t *p);
-void cpool__supervisor_poke(cpool_pool_t *p);
-void cpool__supervisor_stop(cpool_pool_t *p);
+int cpool__supervisor_start(cpool__pool_t *p);
+void cpool__supervisor_poke(cpool__pool_t *p);
+void cpool__supervisor_stop(cpool__pool_t *p);
 
 /* Worker process entry (worker.c); never returns. */
-_Noreturn void cpool__worker_main(cpool_pool_t *p, uint32_t slot);
+_Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot);
 
 #endif

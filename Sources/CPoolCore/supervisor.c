@@ -25,7 +25,7 @@
 static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
 /* Forks the process for slot w. Locks held: none (the child touches no lock). */
-static int spawn(cpool_pool_t *p, uint32_t w) {
+static int spawn(cpool__pool_t *p, uint32_t w) {
     pid_t pid = fork();
     if (pid < 0) return -errno;
     if (pid == 0) cpool__worker_main(p, w);
@@ -47,7 +47,7 @@ static int spawn(cpool_pool_t *p, uint32_t w) {
 }
 
 /* Ends every task left in w's ring with code (nobody will run them). */
-static void flush_ring(cpool_pool_t *p, uint32_t w, int code) {
+static void flush_ring(cpool__pool_t *p, uint32_t w, int code) {
     cpool__worker_ctl_t *c = &p->region.ctl[w];
     uint64_t tail = atomic_load(&c->from_worker.task_tail);
     const uint64_t head = atomic_load(&c->to_worker.task_head);
@@ -62,7 +62,7 @@ static void flush_ring(cpool_pool_t *p, uint32_t w, int code) {
 /* Settles what the dead process of slot w was doing. Locks held: p->lock.
  * The process is dead, so the parent may act as the consumer of its task ring and
  * rewrite the slot at the tail: each index keeps a single writer at any time. */
-static void settle_death(cpool_pool_t *p, uint32_t w, const siginfo_t *si) {
+static void settle_death(cpool__pool_t *p, uint32_t w, const siginfo_t *si) {
     cpool__worker_t *ws = &p->w[w];
     cpool__worker_ctl_t *c = &p->region.ctl[w];
     cpool__progress(p); /* everything it published before dying */
@@ -146,7 +146,10 @@ static void settle_death(cpool_pool_t *p, uint32_t w, const siginfo_t *si) {
         }
     }
 
+    /* Items the process ran before it died in the middle of a run are counted here:
+     * it counts a run only when it publishes it (see worker.c). */
     ws->items_before += atomic_load(&c->state.items_done);
+    if (in_task && phase == CPOOL_PHASE_RUNNING) ws->items_before += cur_item;
     atomic_store(&c->state.items_done, 0);
     atomic_store(&c->state.phase, CPOOL_PHASE_IDLE);
     atomic_store(&c->state.cur_item, 0);
@@ -172,7 +175,7 @@ static void settle_death(cpool_pool_t *p, uint32_t w, const siginfo_t *si) {
     }
 }
 
-void cpool__kill_worker(cpool_pool_t *p, uint32_t w, int reason, uint64_t seq, uint64_t item) {
+void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, uint64_t seq, uint64_t item) {
     cpool__worker_t *ws = &p->w[w];
     if (!ws->pid || ws->kill_reason != CPOOL_KILL_NONE) return;
     ws->kill_reason = reason;
@@ -190,7 +193,7 @@ void cpool__kill_worker(cpool_pool_t *p, uint32_t w, int reason, uint64_t seq, u
 }
 
 /* Kills workers whose current item has run past its timeout. Locks held: p->lock. */
-static void watch_timeouts(cpool_pool_t *p, uint64_t now) {
+static void watch_timeouts(cpool__pool_t *p, uint64_t now) {
     for (uint32_t w = 0; w < p->workers; w++) {
         cpool__worker_t *ws = &p->w[w];
         cpool__worker_ctl_t *c = &p->region.ctl[w];
@@ -229,7 +232,7 @@ static void watch_timeouts(cpool_pool_t *p, uint64_t now) {
  * kill grace) in force, within [1 ms, 100 ms]; -1 (never) when none is in force. */
 static uint64_t shorter(uint64_t a, uint64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
 
-static int watch_period_ms(cpool_pool_t *p) {
+static int watch_period_ms(cpool__pool_t *p) {
     uint64_t t = p->opts.task_timeout_ns;
     if (p->custom_timeouts) t = shorter(t, p->min_custom_timeout_ns);
     t = shorter(t, p->opts.init_timeout_ns);
@@ -244,7 +247,7 @@ static int watch_period_ms(cpool_pool_t *p) {
 }
 
 static void *supervise(void *arg) {
-    cpool_pool_t *p = arg;
+    cpool__pool_t *p = arg;
     /* Block the signals a host may route to any thread; this thread only polls. */
     sigset_t all;
     sigfillset(&all);
@@ -338,12 +341,12 @@ static void *supervise(void *arg) {
     return NULL;
 }
 
-void cpool__supervisor_poke(cpool_pool_t *p) {
+void cpool__supervisor_poke(cpool__pool_t *p) {
     uint64_t one = 1;
     if (write(p->event_fd, &one, sizeof one) < 0) { /* the counter is saturated: awake anyway */ }
 }
 
-int cpool__supervisor_start(cpool_pool_t *p) {
+int cpool__supervisor_start(cpool__pool_t *p) {
     p->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->event_fd < 0) return -errno;
     p->supervisor_running = 1;
@@ -361,7 +364,7 @@ int cpool__supervisor_start(cpool_pool_t *p) {
     return rc;
 }
 
-void cpool__supervisor_stop(cpool_pool_t *p) {
+void cpool__supervisor_stop(cpool__pool_t *p) {
     if (p->event_fd < 0) return;
     pthread_mutex_lock(&p->lock);
     int running = p->supervisor_running;

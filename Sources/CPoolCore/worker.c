@@ -20,7 +20,7 @@
 #define PARENT_CHECK_NS 1000000000ull
 
 typedef struct worker_ctx {
-    cpool_pool_t *pool;
+    cpool__pool_t *pool;
     cpool__region_t *r;
     cpool__worker_ctl_t *ctl;
     cpool__task_t *tasks;
@@ -201,7 +201,7 @@ static void reset_signals(void) {
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-_Noreturn void cpool__worker_main(cpool_pool_t *p, uint32_t slot) {
+_Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
     worker_ctx_t w = {
         .pool = p,
         .r = &p->region,

@@ -3,8 +3,11 @@
 #ifndef CPOOL_TEST_CHECK_H
 #define CPOOL_TEST_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cpool.h"
@@ -50,6 +53,48 @@ static int check_failures;
     } while (0)
 
 static inline void watchdog(unsigned seconds) { alarm(seconds); }
+
+/* 1 while pid is a running (or sleeping) process; 0 once it is gone or a zombie.
+ * kill(pid, 0) cannot tell: it succeeds for a zombie too. */
+static inline int process_alive(int pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    if (!close_paren || close_paren[1] != ' ') return 0;
+    char state = close_paren[2];
+    return state != 'Z' && state != 'X' && state != 'x';
+}
+
+/* Waits up to ms milliseconds for pid to be gone; returns 1 when it is. */
+static inline int wait_process_gone(int pid, unsigned ms) {
+    for (unsigned i = 0; i < ms; i += 5) {
+        if (!process_alive(pid)) return 1;
+        usleep(5000);
+    }
+    return !process_alive(pid);
+}
+
+static inline uint64_t test_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Sum of one statistic over every worker slot of a pool. */
+#define STAT_SUM(pool, field)                                                      \
+    ({                                                                             \
+        uint64_t sum_ = 0;                                                         \
+        for (int w_ = 0; w_ < cpool_worker_count(pool); w_++) {                    \
+            cpool_worker_stats_t s_;                                               \
+            if (cpool_worker_stats(pool, (uint32_t)w_, &s_) == 0) sum_ += s_.field; \
+        }                                                                          \
+        sum_;                                                                      \
+    })
 
 static inline int finish(void) {
     printf("%s\n", check_failures ? "FAILED" : "PASSED");

@@ -2,7 +2,9 @@
  * the worker is replaced and the pool serves the next call. */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <string.h>
 
 #include "check.h"
@@ -11,14 +13,15 @@
 static cpool_pool_t *pool;
 static cpool_fn_t crash;
 
-static uint64_t total(uint64_t cpool_worker_stats_t_field_offset) {
-    uint64_t sum = 0;
-    for (int w = 0; w < cpool_worker_count(pool); w++) {
-        cpool_worker_stats_t s;
-        cpool_worker_stats(pool, (uint32_t)w, &s);
-        sum += *(uint64_t *)((char *)&s + cpool_worker_stats_t_field_offset);
-    }
-    return sum;
+/* Runs of each item, counted in a shared page by the workers (exactly-once test). */
+enum { ONCE_ITEMS = 20000 };
+static _Atomic uint32_t *runs_of;
+
+/* x = index, plus 1 << 40 for an item that kills its worker. */
+static int64_t count_run(int64_t x) {
+    atomic_fetch_add(&runs_of[x & 0xffffff], 1);
+    if (x >> 40) raise(SIGSEGV);
+    return x & 0xffffff;
 }
 
 static void check_map_with_one_death(int64_t killer, int want_detail, size_t chunk) {
@@ -29,7 +32,7 @@ static void check_map_with_one_death(int64_t killer, int want_detail, size_t chu
     in[killer < 500 ? killer : 500] = killer;
     int at = killer < 500 ? (int)killer : 500;
     memset(out, 0, sizeof out);
-    uint64_t crashes_before = total(offsetof(cpool_worker_stats_t, crashes));
+    uint64_t crashes_before = STAT_SUM(pool, crashes);
     CHECK_RC(cpool_map(pool, crash, in, 8, out, 8, N, chunk, st), CPOOL_E_TASK_FAILED);
     int failed = 0, right = 0;
     for (int i = 0; i < N; i++) {
@@ -40,7 +43,7 @@ static void check_map_with_one_death(int64_t killer, int want_detail, size_t chu
     CHECK_EQ(right, N - 1);
     CHECK_EQ(st[at].code, CPOOL_E_CRASHED);
     CHECK_EQ(st[at].detail, want_detail);
-    CHECK_EQ(total(offsetof(cpool_worker_stats_t, crashes)), crashes_before + 1);
+    CHECK_EQ(STAT_SUM(pool, crashes), crashes_before + 1);
     /* and the next map works on the replaced worker */
     for (int i = 0; i < N; i++) in[i] = i + 1000;
     CHECK_RC(cpool_map(pool, crash, in, 8, out, 8, N, chunk, NULL), 0);
@@ -140,7 +143,7 @@ static void shouldKeepTheWorkerCountAfterCrashes(void) {
     for (uint32_t w = 0; w < 2; w++) {
         cpool_worker_stats_t s;
         cpool_worker_stats(pool, w, &s);
-        if (s.pid > 0 && kill(s.pid, 0) == 0) alive++;
+        if (s.pid > 0 && process_alive(s.pid)) alive++;
     }
     /* a replacement may still be forking: give it a moment */
     for (int tries = 0; alive < 2 && tries < 100; tries++) {
@@ -149,16 +152,74 @@ static void shouldKeepTheWorkerCountAfterCrashes(void) {
         for (uint32_t w = 0; w < 2; w++) {
             cpool_worker_stats_t s;
             cpool_worker_stats(pool, w, &s);
-            if (s.pid > 0 && kill(s.pid, 0) == 0) alive++;
+            if (s.pid > 0 && process_alive(s.pid)) alive++;
         }
     }
     CHECK_EQ(alive, 2);
 }
 
+/* "Exactly once": every item that did not crash ran once (a re-run or a double
+ * delivery would show as 2), each crashing item ran once and failed, and the
+ * statistics count exactly the items that completed and the processes that died. */
+static void check_exactly_once(size_t chunk) {
+    enum { N = ONCE_ITEMS };
+    static int64_t in[N], out[N];
+    static cpool_status_t st[N];
+    memset((void *)runs_of, 0, N * sizeof *runs_of);
+    int deaths = 0;
+    for (int i = 0; i < N; i++) {
+        int dies = i % 100 == 37;
+        in[i] = (int64_t)i | (dies ? (int64_t)1 << 40 : 0);
+        deaths += dies;
+    }
+    cpool_fn_t f = cpool_lookup(pool, "count_run");
+    uint64_t done_before = STAT_SUM(pool, tasks_done), crashes_before = STAT_SUM(pool, crashes);
+    CHECK_RC(cpool_map(pool, f, in, 8, out, 8, N, chunk, st), CPOOL_E_TASK_FAILED);
+    int once = 0, crashed_once = 0;
+    for (int i = 0; i < N; i++) {
+        uint32_t runs = atomic_load(&runs_of[i]);
+        if (in[i] >> 40) crashed_once += runs == 1 && st[i].code == CPOOL_E_CRASHED;
+        else once += runs == 1 && st[i].code == 0 && out[i] == i;
+    }
+    CHECK_EQ(once, N - deaths);
+    CHECK_EQ(crashed_once, deaths);
+    CHECK_EQ(STAT_SUM(pool, tasks_done) - done_before, N - deaths);
+    CHECK_EQ(STAT_SUM(pool, crashes) - crashes_before, deaths);
+}
+
+static void shouldRunEveryItemExactlyOnceWithAutomaticChunks(void) { check_exactly_once(0); }
+static void shouldRunEveryItemExactlyOnceWithChunksOfOne(void) { check_exactly_once(1); }
+static void shouldRunEveryItemExactlyOnceWithLargeChunks(void) { check_exactly_once(5000); }
+
+static int64_t bus_error(int64_t x) {
+    if (x == 3) raise(SIGBUS); /* what touching a truncated mapped file does */
+    return x;
+}
+
+static void shouldReportSigbusAsACrash(void) {
+    cpool_fn_t f = cpool_lookup(pool, "bus_error");
+    int64_t in[8] = {0, 1, 2, 3, 4, 5, 6, 7}, out[8];
+    cpool_status_t st[8];
+    CHECK_RC(cpool_map(pool, f, in, 8, out, 8, 8, 2, st), CPOOL_E_TASK_FAILED);
+    for (int i = 0; i < 8; i++) {
+        if (i == 3) {
+            CHECK_EQ(st[i].code, CPOOL_E_CRASHED);
+            CHECK_EQ(st[i].detail, SIGBUS);
+        } else {
+            CHECK_EQ(st[i].code, 0);
+            CHECK_EQ(out[i], i);
+        }
+    }
+}
+
 int main(void) {
     watchdog(150);
     pool = make_pool(2);
+    runs_of = mmap(NULL, ONCE_ITEMS * sizeof *runs_of, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     crash = cpool_register(pool, "crash_at", "int64_t(int64_t)", (void *)t_crash_at, 0);
+    cpool_register(pool, "count_run", "int64_t(int64_t)", (void *)count_run, 0);
+    cpool_register(pool, "bus_error", "int64_t(int64_t)", (void *)bus_error, 0);
     RUN(shouldFailOnlyTheTaskWhoseWorkerSegfaulted);
     RUN(shouldFailOnlyTheSegfaultingItemWithinALargeChunk);
     RUN(shouldFailOnlyTheSegfaultingItemWithChunksOfOne);
@@ -168,6 +229,10 @@ int main(void) {
     RUN(shouldReportAWorkerKilledFromOutsideLikeTheOomKiller);
     RUN(shouldReportACrashedApplyAndKeepServing);
     RUN(shouldSurviveManyCrashesInOneMap);
+    RUN(shouldRunEveryItemExactlyOnceWithAutomaticChunks);
+    RUN(shouldRunEveryItemExactlyOnceWithChunksOfOne);
+    RUN(shouldRunEveryItemExactlyOnceWithLargeChunks);
+    RUN(shouldReportSigbusAsACrash);
     RUN(shouldKeepTheWorkerCountAfterCrashes);
     cpool_destroy(pool);
     return finish();

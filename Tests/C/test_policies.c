@@ -184,9 +184,10 @@ static void shouldSigkillAfterTheGraceWhenSigtermIsIgnored(void) {
 /* A worker that publishes garbage completions through its own result ring, as a bug
  * or a stray write in a task could. */
 static cpool_pool_t *victim;
+static cpool__region_t *victim_region;
 
 static int64_t scribble(int64_t x) {
-    cpool__region_t *r = &victim->region;
+    cpool__region_t *r = victim_region;
     uint32_t w = (uint32_t)x; /* the test runs it on worker 0 only (one worker) */
     cpool__worker_ctl_t *c = &r->ctl[w];
     const uint32_t cap = r->header->ring_slots;
@@ -211,6 +212,7 @@ static void shouldIgnoreGarbageCompletionsFromAWorker(void) {
     cpool_options_init(&o);
     o.workers = 1;
     victim = pool_opts(&o);
+    victim_region = &cpool__pool_internal(victim)->region;
     /* fresh workers, forked after `victim` was set, so that the task can find its ring */
     CHECK_RC(cpool_stop_workers(victim, 0), 0);
     CHECK_RC(cpool_start_workers(victim), 0);

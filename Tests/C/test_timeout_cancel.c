@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "pool.h"
 #include "testfns.h"
 
 static cpool_pool_t *pool;
@@ -57,20 +58,40 @@ static void shouldTimeOutOnlyTheSlowItemsOfAMap(void) {
     cpool_destroy(p);
 }
 
+/* Waits until worker slot 0 of p runs a task; returns its pid (0 if it never did). */
+static int32_t running_pid(cpool_pool_t *p) {
+    cpool__pool_t *ip = cpool__pool_internal(p);
+    for (int i = 0; i < 2000; i++) {
+        if (atomic_load(&ip->region.ctl[0].state.phase) == CPOOL_PHASE_RUNNING) {
+            cpool_worker_stats_t s;
+            cpool_worker_stats(p, 0, &s);
+            return s.pid;
+        }
+        usleep(1000);
+    }
+    return 0;
+}
+
 static void shouldCancelARunningTaskByKillingItsWorker(void) {
+    cpool_pool_t *p = make_pool(1);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
     int64_t ms = 60000, r = 0;
     cpool_job_t *job;
-    CHECK_RC(cpool_submit(pool, sleeper, &ms, 8, &r, 8, 0, &job), 0);
-    usleep(50000); /* let it start */
+    CHECK_RC(cpool_submit(p, s, &ms, 8, &r, 8, 0, &job), 0);
+    int32_t pid = running_pid(p);
+    CHECK(pid > 0);
     uint64_t t0 = now_ms();
     CHECK_RC(cpool_job_cancel(job), 0);
     CHECK_RC(cpool_job_wait(job, 0), CPOOL_E_CANCELLED);
     CHECK(now_ms() - t0 < 5000);
+    CHECK(wait_process_gone(pid, 5000)); /* killed, and reaped: not left a zombie */
     CHECK_RC(cpool_job_cancel(job), -EALREADY);
     cpool_job_free(job);
-    int64_t x = 9;
-    CHECK_RC(cpool_apply(pool, square, &x, 8, &r, 8, 0, NULL), 0);
-    CHECK_EQ(r, 81);
+    ms = 3;
+    CHECK_RC(cpool_apply(p, s, &ms, 8, &r, 8, 0, NULL), 0); /* on the replacement */
+    CHECK_EQ(r, 3);
+    CHECK_EQ(STAT_SUM(p, restarts), 1);
+    cpool_destroy(p);
 }
 
 static void shouldCancelQueuedItemsOfAMapAtOnce(void) {
@@ -98,22 +119,59 @@ static void shouldCancelQueuedItemsOfAMapAtOnce(void) {
     CHECK_EQ(used, 0);
 }
 
+/* A kill aimed at one task (cancel, timeout) can land when its worker has already
+ * moved on to the next task. That task is innocent: it runs again on the
+ * replacement and succeeds. The kill is injected here at exactly that moment. */
 static void shouldRunAnInnocentTaskAgainWhenItsWorkerWasKilledForAnother(void) {
-    /* Cancel a job whose task just ended: the worker may already run the next job's
-     * task when the kill lands; that task must not be reported as cancelled. */
-    for (int round = 0; round < 20; round++) {
+    cpool_pool_t *p = make_pool(1);
+    cpool__pool_t *ip = cpool__pool_internal(p);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    int64_t ms = 1, r = 0;
+    CHECK_RC(cpool_apply(p, s, &ms, 8, &r, 8, 0, NULL), 0); /* the "guilty" task, done */
+    const uint64_t guilty_seq = atomic_load(&ip->region.ctl[0].from_worker.task_tail) - 1;
+    ms = 300;
+    cpool_job_t *innocent;
+    CHECK_RC(cpool_submit(p, s, &ms, 8, &r, 8, 0, &innocent), 0);
+    int32_t pid = running_pid(p);
+    CHECK(pid > 0);
+    pthread_mutex_lock(&ip->lock);
+    cpool__kill_worker(ip, 0, CPOOL_KILL_CANCEL, guilty_seq, 0);
+    pthread_mutex_unlock(&ip->lock);
+    CHECK_RC(cpool_job_wait(innocent, 0), 0);
+    cpool_status_t st;
+    CHECK_RC(cpool_job_status(innocent, &st), 0);
+    CHECK_EQ(st.code, 0);
+    CHECK_EQ(st.worker, 0);
+    CHECK_EQ(r, 300);
+    CHECK(wait_process_gone(pid, 5000));
+    CHECK_EQ(STAT_SUM(p, restarts), 1);
+    cpool_job_free(innocent);
+    cpool_destroy(p);
+}
+
+/* The same race left to chance, many times on one worker: cancelling a job whose
+ * task just ended never fails the next job's task. */
+static void shouldNeverFailTheNextTaskWhenCancellingOneThatJustEnded(void) {
+    cpool_pool_t *p = make_pool(1);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t sq = cpool_register(p, "square", "int64_t(int64_t)", (void *)t_square, 0);
+    for (int round = 0; round < 30; round++) {
         int64_t ms = 1 + round % 3, r1 = 0, x = 4 + round, r2 = 0;
         cpool_job_t *a, *b;
-        CHECK_RC(cpool_submit(pool, sleeper, &ms, 8, &r1, 8, 0, &a), 0);
-        CHECK_RC(cpool_submit(pool, square, &x, 8, &r2, 8, 0, &b), 0);
-        usleep(1000);
+        CHECK_RC(cpool_submit(p, s, &ms, 8, &r1, 8, 0, &a), 0);
+        CHECK_RC(cpool_submit(p, sq, &x, 8, &r2, 8, 0, &b), 0);
+        usleep((useconds_t)(500 + 200 * (round % 10)));
         cpool_job_cancel(a);
         CHECK_RC(cpool_job_wait(b, 0), 0);
         CHECK_EQ(r2, x * x);
+        cpool_status_t st;
+        cpool_job_status(b, &st);
+        CHECK_EQ(st.worker, 0);
         cpool_job_wait(a, 0);
         cpool_job_free(a);
         cpool_job_free(b);
     }
+    cpool_destroy(p);
 }
 
 int main(void) {
@@ -126,6 +184,7 @@ int main(void) {
     RUN(shouldCancelARunningTaskByKillingItsWorker);
     RUN(shouldCancelQueuedItemsOfAMapAtOnce);
     RUN(shouldRunAnInnocentTaskAgainWhenItsWorkerWasKilledForAnother);
+    RUN(shouldNeverFailTheNextTaskWhenCancellingOneThatJustEnded);
     cpool_destroy(pool);
     return finish();
 }

@@ -13,8 +13,8 @@
 
 enum { ITEMS = 64, CHUNK = 8 };
 
-static cpool_pool_t *make_fake_pool(void) {
-    cpool_pool_t *p = calloc(1, sizeof *p);
+static cpool__pool_t *make_fake_pool(void) {
+    cpool__pool_t *p = calloc(1, sizeof *p);
     cpool_options_init(&p->opts);
     p->workers = 1;
     p->opts.workers = 1;
@@ -33,7 +33,7 @@ static cpool_pool_t *make_fake_pool(void) {
 static int64_t square(int64_t x) { return x * x; }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static cpool_pool_t *p;
+    static cpool__pool_t *p;
     static cpool_fn_t fn;
     if (!p) {
         p = make_fake_pool();
