@@ -214,10 +214,15 @@ typedef struct cpool_status {
     int32_t code;    /* 0, CPOOL_E_CRASHED, CPOOL_E_TASK_TIMEOUT, CPOOL_E_CANCELLED,
                         CPOOL_E_FUNCTION_ERROR, CPOOL_E_NOT_IN_WORKER ... */
     int32_t detail;  /* CRASHED: the signal number, or 1000 + exit status for a worker
-                        that exited; FUNCTION_ERROR: the function's return value */
+                        that exited, or CPOOL_DETAIL_UNKNOWN when the host program took
+                        the worker's exit status first (it ignores SIGCHLD or reaps every
+                        child itself); FUNCTION_ERROR: the function's return value */
     int32_t worker;  /* the worker slot that ran (or last held) the task; -1 if none */
     int32_t reserved;
 } cpool_status_t;
+
+/* status.detail of a crash whose exit status the pool could not collect. */
+#define CPOOL_DETAIL_UNKNOWN (-1)
 
 typedef struct cpool_job cpool_job_t;
 

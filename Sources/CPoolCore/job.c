@@ -320,6 +320,15 @@ static size_t auto_chunk(const cpool__pool_t *p, size_t count) {
     return c;
 }
 
+/* 1 when items [0, count) at base with this stride span a range that neither
+ * overflows size_t nor wraps the address space. */
+static int span_fits(const void *base, size_t count, size_t stride, size_t item_bytes) {
+    if (count == 0) return 1;
+    if (stride && count - 1 > (SIZE_MAX - item_bytes) / stride) return 0;
+    const size_t span = (count - 1) * stride + item_bytes;
+    return (uintptr_t)base <= UINTPTR_MAX - span;
+}
+
 static int in_arena(const cpool__pool_t *p, const void *ptr, size_t stride, size_t count,
                     size_t item_bytes) {
     const unsigned char *b = ptr;
@@ -347,8 +356,13 @@ static int job_create(cpool__pool_t *p, cpool_fn_t fn, const void *in, size_t in
     } else {
         in_item = f->in_bytes;
         out_item = f->out_bytes;
+        /* A map's stride may exceed the record (records with gaps); a single task's
+         * sizes are the record's, exactly. */
         if (in_stride < in_item || out_stride < out_item) return CPOOL_E_SIZE;
+        if (single && (in_stride != in_item || out_stride != out_item)) return CPOOL_E_SIZE;
     }
+    if (!span_fits(in, count, in_stride, in_item) || !span_fits(out, count, out_stride, out_item))
+        return -EOVERFLOW;
     if (in_stride > UINT32_MAX || out_stride > UINT32_MAX) return CPOOL_E_TOO_LARGE;
     /* One item must fit in the arena next to its result, or it never could run. */
     const uint64_t a = CPOOL_ARENA_ALIGN;

@@ -243,7 +243,7 @@ static void terminate_locked(cpool__pool_t *p) {
     cpool__fail_all_jobs(p, CPOOL_E_CANCELLED);
     for (uint32_t w = 0; w < p->workers; w++) {
         atomic_store(&p->region.ctl[w].to_worker.stop, 2);
-        if (p->w[w].pid) kill(p->w[w].pid, SIGKILL);
+        if (p->w[w].pid) cpool__signal_worker(p, w, SIGKILL);
     }
 }
 
@@ -395,7 +395,7 @@ void cpool_destroy(cpool_pool_t *h) {
     cpool__supervisor_stop(p);
     /* Any worker left (the supervisor failed to start) cannot outlive the pool. */
     for (uint32_t w = 0; w < p->workers; w++) {
-        if (p->w[w].pid) kill(p->w[w].pid, SIGKILL);
+        if (p->w[w].pid) cpool__signal_worker(p, w, SIGKILL);
         if (p->w[w].pidfd >= 0) close(p->w[w].pidfd);
     }
     free_pool(p);

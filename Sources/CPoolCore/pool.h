@@ -173,6 +173,8 @@ cpool__pool_t *cpool__pool_internal(cpool_pool_t *h);
 int cpool__fn_index(const cpool__pool_t *p, cpool_fn_t fn);
 
 /* Supervisor (supervisor.c). */
+/* Sends sig to worker w's process through its pidfd (never by pid). Locks held: p->lock. */
+void cpool__signal_worker(cpool__pool_t *p, uint32_t w, int sig);
 int cpool__supervisor_start(cpool__pool_t *p);
 void cpool__supervisor_poke(cpool__pool_t *p);
 void cpool__supervisor_stop(cpool__pool_t *p);

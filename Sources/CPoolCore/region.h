@@ -78,6 +78,10 @@ typedef struct cpool__worker_ctl {
         _Atomic uint64_t phase_since_ns; /* when INIT or EXITING began (monotonic clock) */
         _Atomic uint32_t phase;
         _Atomic uint32_t init_ok;   /* set once the init hook returned 0 */
+        _Atomic uint32_t leaving;   /* exit status + 1, written just before the worker's
+                                       own _exit: the parent reads it when the host
+                                       reaped the process before the parent could */
+        uint32_t pad;
     } state;
 } cpool__worker_ctl_t;
 _Static_assert(sizeof(cpool__worker_ctl_t) == 3 * CPOOL_CACHE_LINE, "control block layout");

@@ -24,6 +24,12 @@
 
 static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
+void cpool__signal_worker(cpool__pool_t *p, uint32_t w, int sig) {
+    /* Through the pidfd, never by pid: when the host reaps our children itself, the pid
+     * of a dead worker may already belong to an unrelated process. */
+    if (p->w[w].pidfd >= 0) syscall(SYS_pidfd_send_signal, p->w[w].pidfd, sig, NULL, 0);
+}
+
 /* Forks the process for slot w. Locks held: none (the child touches no lock). */
 static int spawn(cpool__pool_t *p, uint32_t w) {
     pid_t pid = fork();
@@ -62,16 +68,31 @@ static void flush_ring(cpool__pool_t *p, uint32_t w, int code) {
 /* Settles what the dead process of slot w was doing. Locks held: p->lock.
  * The process is dead, so the parent may act as the consumer of its task ring and
  * rewrite the slot at the tail: each index keeps a single writer at any time. */
+/* How a process ended: from waitid when the parent collected it, else from what the
+ * worker wrote before its own _exit, else unknown (the host reaped a process that
+ * died without a word: a crash, or an exit inside a task). */
+typedef struct ending {
+    int signaled, status, known;
+} ending_t;
+
+static ending_t ending_of(const cpool__worker_ctl_t *c, const siginfo_t *si) {
+    if (si) return (ending_t){si->si_code == CLD_KILLED || si->si_code == CLD_DUMPED, si->si_status, 1};
+    uint32_t leaving = atomic_load(&c->state.leaving);
+    if (leaving) return (ending_t){0, (int)leaving - 1, 1};
+    return (ending_t){0, 0, 0};
+}
+
 static void settle_death(cpool__pool_t *p, uint32_t w, const siginfo_t *si) {
     cpool__worker_t *ws = &p->w[w];
     cpool__worker_ctl_t *c = &p->region.ctl[w];
     cpool__progress(p); /* everything it published before dying */
 
-    const int signaled = si->si_code == CLD_KILLED || si->si_code == CLD_DUMPED;
-    const int status = si->si_status;
+    const ending_t how = ending_of(c, si);
+    const int signaled = how.signaled;
+    const int status = how.status;
     const int init_ok = atomic_load(&c->state.init_ok);
-    const int graceful = !signaled && status == 0;
-    const int recycled = !signaled && status == CPOOL_EXIT_RECYCLED;
+    const int graceful = how.known && !signaled && status == 0;
+    const int recycled = how.known && !signaled && status == CPOOL_EXIT_RECYCLED;
     const int hook_timeout = ws->kill_reason == CPOOL_KILL_HOOK_TIMEOUT;
     const int by_us = (ws->kill_reason != CPOOL_KILL_NONE && !hook_timeout) ||
                       p->state == CPOOL_TERMINATED || atomic_load(&c->to_worker.stop) == 2;
@@ -111,7 +132,7 @@ static void settle_death(cpool__pool_t *p, uint32_t w, const siginfo_t *si) {
                     code = CPOOL_E_TASK_TIMEOUT;
                 } else if (ws->kill_reason == CPOOL_KILL_NONE) {
                     code = CPOOL_E_CRASHED;
-                    detail = signaled ? status : 1000 + status;
+                    detail = !how.known ? CPOOL_DETAIL_UNKNOWN : signaled ? status : 1000 + status;
                     /* The retry policy: the same item crashing again spends a retry. */
                     uint32_t item = (uint32_t)done_end;
                     if (ch->retry_item != item) {
@@ -154,6 +175,7 @@ static void settle_death(cpool__pool_t *p, uint32_t w, const siginfo_t *si) {
     atomic_store(&c->state.phase, CPOOL_PHASE_IDLE);
     atomic_store(&c->state.cur_item, 0);
     atomic_store(&c->state.init_ok, 0);
+    atomic_store(&c->state.leaving, 0);
     atomic_store(&c->from_worker.sleeping, 0);
     ws->kill_reason = CPOOL_KILL_NONE;
     ws->kill_deadline_ns = 0;
@@ -185,10 +207,10 @@ void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, uint64_t seq, 
         /* A worker whose init hook installed a SIGTERM handler may clean up; the
          * supervisor sends SIGKILL when the grace is over. */
         ws->kill_deadline_ns = cpool__now_ns() + p->opts.kill_grace_ns;
-        kill(ws->pid, SIGTERM);
+        cpool__signal_worker(p, w, SIGTERM);
         cpool__supervisor_poke(p);
     } else {
-        kill(ws->pid, SIGKILL);
+        cpool__signal_worker(p, w, SIGKILL);
     }
 }
 
@@ -198,7 +220,7 @@ static void watch_timeouts(cpool__pool_t *p, uint64_t now) {
         cpool__worker_t *ws = &p->w[w];
         cpool__worker_ctl_t *c = &p->region.ctl[w];
         if (ws->pid && ws->kill_deadline_ns && now >= ws->kill_deadline_ns) {
-            kill(ws->pid, SIGKILL); /* the grace after SIGTERM is over */
+            cpool__signal_worker(p, w, SIGKILL); /* the grace after SIGTERM is over */
             ws->kill_deadline_ns = 0;
         }
         const uint32_t phase = atomic_load(&c->state.phase);
@@ -289,19 +311,21 @@ static void *supervise(void *arg) {
         for (nfds_t i = 1; i < n; i++) {
             if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
             uint32_t w = slot_of[i];
+            /* A readable pidfd means the process has exited. Collect its status; a host
+             * that ignores SIGCHLD or reaps every child itself leaves none (ECHILD), and
+             * the death is settled all the same. */
             siginfo_t si;
             memset(&si, 0, sizeof si);
-            if (waitid((idtype_t)P_PIDFD, (id_t)p->w[w].pidfd, &si, WEXITED | WNOHANG) != 0 ||
-                si.si_pid == 0)
-                continue;
-            settle_death(p, w, &si);
+            int rc = waitid((idtype_t)P_PIDFD, (id_t)p->w[w].pidfd, &si, WEXITED | WNOHANG);
+            if (rc == 0 && si.si_pid == 0) continue; /* not yet a zombie */
+            settle_death(p, w, rc == 0 ? &si : NULL);
             changed = 1;
         }
         if (changed && p->broken) {
             /* The pool cannot run anything: stop the others and fail what is left. */
             for (uint32_t w = 0; w < p->workers; w++) {
                 atomic_store(&p->region.ctl[w].to_worker.stop, 2);
-                if (p->w[w].pid) kill(p->w[w].pid, SIGKILL);
+                if (p->w[w].pid) cpool__signal_worker(p, w, SIGKILL);
                 else flush_ring(p, w, p->broken);
             }
             cpool__fail_all_jobs(p, p->broken);

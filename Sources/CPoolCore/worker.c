@@ -29,8 +29,14 @@ typedef struct worker_ctx {
     pid_t parent;
 } worker_ctx_t;
 
+/* Leaves with status, saying so first in shared memory (see `leaving`). */
+static _Noreturn void leave(cpool__worker_ctl_t *ctl, int status) {
+    atomic_store_explicit(&ctl->state.leaving, (uint32_t)status + 1, memory_order_release);
+    _exit(status);
+}
+
 static void check_parent(const worker_ctx_t *w) {
-    if (getppid() != w->parent) _exit(0);
+    if (getppid() != w->parent) leave(w->ctl, 0);
 }
 
 /* Reports items [first, first+count) of task t. Waits while the result ring is full:
@@ -221,7 +227,7 @@ _Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
 
     if (p->opts.worker_init) {
         enter_hook_phase(&w, CPOOL_PHASE_INIT);
-        if (p->opts.worker_init(slot, p->opts.hook_ctx) != 0) _exit(CPOOL_EXIT_INIT_FAILED);
+        if (p->opts.worker_init(slot, p->opts.hook_ctx) != 0) leave(w.ctl, CPOOL_EXIT_INIT_FAILED);
         atomic_store_explicit(&w.ctl->state.phase, CPOOL_PHASE_IDLE, memory_order_release);
     }
     atomic_store_explicit(&w.ctl->state.init_ok, 1, memory_order_release);
@@ -249,5 +255,5 @@ _Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
         enter_hook_phase(&w, CPOOL_PHASE_EXITING);
         p->opts.worker_exit(slot, p->opts.hook_ctx);
     }
-    _exit(status);
+    leave(w.ctl, status);
 }

@@ -75,14 +75,88 @@ static void shouldServeSeveralCallerThreadsAtOnce(void) {
     }
 }
 
+/* With the worker busy and its ring full, a submitted task waits in the parent: its
+ * argument must have been copied at submit, not when it is finally dispatched. */
 static void shouldCopySubmitArgumentsAtOnce(void) {
+    cpool_options_t o;
+    cpool_options_init(&o);
+    o.workers = 1;
+    o.ring_slots = 2;
+    cpool_pool_t *p;
+    CHECK_RC(cpool_create(&o, &p), 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t sq = cpool_register(p, "square", "int64_t(int64_t)", (void *)t_square, 0);
+    int64_t ms[3] = {100, 1, 1}, slept[3];
+    cpool_job_t *busy[3];
+    for (int i = 0; i < 3; i++) CHECK_RC(cpool_submit(p, s, &ms[i], 8, &slept[i], 8, 0, &busy[i]), 0);
     int64_t x = 12, r = 0;
     cpool_job_t *job;
-    CHECK_RC(cpool_submit(pool, square, &x, 8, &r, 8, 0, &job), 0);
-    x = 99; /* the caller's buffer may change right after submit */
+    CHECK_RC(cpool_submit(p, sq, &x, 8, &r, 8, 0, &job), 0);
+    x = 99; /* the caller's buffer changes right after submit */
     CHECK_RC(cpool_job_wait(job, 0), 0);
     CHECK_EQ(r, 144);
     cpool_job_free(job);
+    for (int i = 0; i < 3; i++) {
+        CHECK_RC(cpool_job_wait(busy[i], 0), 0);
+        cpool_job_free(busy[i]);
+    }
+    cpool_destroy(p);
+}
+
+/* Registering, allocating and closing from several threads at once: every call either
+ * succeeds or says the pool is closed; ids stay unique; nothing is lost. */
+typedef struct racer {
+    cpool_pool_t *pool;
+    int index;
+    int registered, refused, bad;
+    cpool_fn_t ids[40];
+} racer_t;
+
+static void *race(void *arg) {
+    racer_t *r = arg;
+    char name[32];
+    for (int k = 0; k < 40; k++) {
+        snprintf(name, sizeof name, "fn_%d_%d", r->index, k);
+        cpool_fn_t id = cpool_register(r->pool, name, "i64(i64)", (void *)t_square, 0);
+        if (id >= 0) r->ids[r->registered++] = id;
+        else if (id == CPOOL_E_CLOSED || id == CPOOL_E_FULL) r->refused++;
+        else r->bad++;
+        void *b = cpool_alloc(r->pool, 4096);
+        if (b) {
+            memset(b, r->index, 4096);
+            cpool_free(r->pool, b);
+        }
+        if (k == 20 && r->index == 0) CHECK_RC(cpool_close(r->pool), 0);
+    }
+    return NULL;
+}
+
+static void shouldRegisterAllocateAndCloseFromSeveralThreadsAtOnce(void) {
+    cpool_pool_t *p = make_pool(2);
+    racer_t racers[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        racers[i] = (racer_t){.pool = p, .index = i};
+        pthread_create(&th[i], NULL, race, &racers[i]);
+    }
+    int total = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ(racers[i].bad, 0);
+        CHECK_EQ(racers[i].registered + racers[i].refused, 40);
+        total += racers[i].registered;
+    }
+    CHECK(total >= 21);
+    for (int i = 0; i < 4; i++)
+        for (int a = 0; a < racers[i].registered; a++)
+            for (int j = i; j < 4; j++)
+                for (int b = (j == i ? a + 1 : 0); b < racers[j].registered; b++)
+                    CHECK(racers[i].ids[a] != racers[j].ids[b]);
+    uint64_t used = 1;
+    CHECK_RC(cpool_arena_usage(p, &used, NULL), 0);
+    CHECK_EQ(used, 0);
+    CHECK_RC(cpool_join(p, 10000000000ull), 0);
+    cpool_destroy(p);
 }
 
 int main(void) {
@@ -95,6 +169,7 @@ int main(void) {
     RUN(shouldTimeOutTheWaitButNotTheTask);
     RUN(shouldServeSeveralCallerThreadsAtOnce);
     RUN(shouldCopySubmitArgumentsAtOnce);
+    RUN(shouldRegisterAllocateAndCloseFromSeveralThreadsAtOnce);
     cpool_destroy(pool);
     return finish();
 }

@@ -212,6 +212,59 @@ static void shouldReportSigbusAsACrash(void) {
     }
 }
 
+/* The failures list: the count of all of them, the first `max` written, in the order
+ * the items ended (one worker, chunks of one: index order). */
+static void shouldListTheFirstFailuresInTheOrderTheyEnded(void) {
+    cpool_pool_t *p = make_pool(1);
+    cpool_fn_t rev = cpool_register(p, "reverse", "int64_t(const void*,size_t,void*,size_t)",
+                                    (void *)t_reverse, 0);
+    char in[12][8], out[12][8];
+    for (int i = 0; i < 12; i++) memcpy(in[i], i % 4 == 1 ? "Xfails.." : "abcdefgh", 8);
+    cpool_job_t *job;
+    CHECK_RC(cpool_map_start(p, rev, in, 8, out, 8, 12, 1, NULL, &job), 0);
+    CHECK_RC(cpool_job_wait(job, 0), CPOOL_E_TASK_FAILED);
+    size_t idx[3] = {777, 777, 777};
+    cpool_status_t st[3];
+    memset(st, 0x55, sizeof st);
+    CHECK_EQ(cpool_job_failures(job, idx, st, 2), 3);
+    CHECK_EQ(idx[0], 1);
+    CHECK_EQ(idx[1], 5);
+    CHECK_EQ(idx[2], 777); /* not written past max */
+    CHECK_EQ(st[0].code, CPOOL_E_FUNCTION_ERROR);
+    CHECK_EQ(st[1].detail, -7);
+    CHECK_EQ(st[2].code, 0x55555555);
+    CHECK_EQ(cpool_job_failures(job, idx, NULL, 3), 3);
+    CHECK_EQ(idx[2], 9);
+    cpool_job_free(job);
+    cpool_destroy(p);
+}
+
+/* Items cancelled before any worker held them say so: worker -1. */
+static void shouldMarkItemsNeverDispatchedWithNoWorker(void) {
+    cpool_pool_t *p = make_pool(1);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    enum { N = 100 };
+    int64_t in[N], out[N];
+    cpool_status_t st[N];
+    for (int i = 0; i < N; i++) in[i] = 20;
+    cpool_job_t *job;
+    CHECK_RC(cpool_map_start(p, s, in, 8, out, 8, N, 1, st, &job), 0);
+    usleep(50000);
+    CHECK_RC(cpool_job_cancel(job), 0);
+    CHECK_RC(cpool_job_wait(job, 0), CPOOL_E_TASK_FAILED);
+    int ran = 0, never = 0, other = 0;
+    for (int i = 0; i < N; i++) {
+        if (st[i].code == 0) ran += st[i].worker == 0 && out[i] == 20;
+        else if (st[i].code == CPOOL_E_CANCELLED && st[i].worker == -1) never++;
+        else other += st[i].code != CPOOL_E_CANCELLED || st[i].worker != 0;
+    }
+    CHECK(ran >= 1);
+    CHECK(never >= N / 2);
+    CHECK_EQ(other, 0);
+    cpool_job_free(job);
+    cpool_destroy(p);
+}
+
 int main(void) {
     watchdog(150);
     pool = make_pool(2);
@@ -233,6 +286,8 @@ int main(void) {
     RUN(shouldRunEveryItemExactlyOnceWithChunksOfOne);
     RUN(shouldRunEveryItemExactlyOnceWithLargeChunks);
     RUN(shouldReportSigbusAsACrash);
+    RUN(shouldListTheFirstFailuresInTheOrderTheyEnded);
+    RUN(shouldMarkItemsNeverDispatchedWithNoWorker);
     RUN(shouldKeepTheWorkerCountAfterCrashes);
     cpool_destroy(pool);
     return finish();

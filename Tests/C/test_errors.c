@@ -1,5 +1,7 @@
 /* Bad input gets a clear error code and the pool keeps working after each one. */
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "check.h"
@@ -160,6 +162,121 @@ static void shouldRejectCallsOnADestroyedPool(void) {
     cpool_destroy(p); /* a second destroy is a no-op */
 }
 
+static void shouldRejectSizesWhoseProductOverflows(void) {
+    int64_t x[4] = {1, 2, 3, 4}, r[4];
+    /* count x stride past SIZE_MAX, and a span that wraps the address space */
+    CHECK_RC(cpool_map(pool, square, x, 8, r, 8, SIZE_MAX / 2, 0, NULL), -EOVERFLOW);
+    CHECK_RC(cpool_map(pool, square, x, 8, r, 8, SIZE_MAX / 8 + 2, 0, NULL), -EOVERFLOW);
+    CHECK_RC(cpool_map(pool, square, x, SIZE_MAX / 4, r, 8, 5, 0, NULL), -EOVERFLOW);
+    CHECK_RC(cpool_map(pool, square, x, 8, r, 8, (SIZE_MAX - (uintptr_t)r) / 8 + 1, 0, NULL), -EOVERFLOW);
+    cpool_job_t *job = NULL;
+    CHECK_RC(cpool_map_start(pool, square, x, 8, r, 8, SIZE_MAX / 2, 0, NULL, &job), -EOVERFLOW);
+    CHECK(job == NULL);
+    still_works();
+}
+
+static void shouldRejectApplySizesOtherThanTheSignatures(void) {
+    int64_t x[2] = {3, 4}, r[2] = {0, 0};
+    CHECK_RC(cpool_apply(pool, square, x, 16, r, 8, 0, NULL), CPOOL_E_SIZE);
+    CHECK_RC(cpool_apply(pool, square, x, 8, r, 16, 0, NULL), CPOOL_E_SIZE);
+    cpool_job_t *job = NULL;
+    CHECK_RC(cpool_submit(pool, square, x, 16, r, 8, 0, &job), CPOOL_E_SIZE);
+    CHECK_RC(cpool_apply(pool, square, x, 8, r, 8, 0, NULL), 0);
+    CHECK_EQ(r[0], 9);
+    CHECK_EQ(r[1], 0); /* nothing written past the result */
+    still_works();
+}
+
+static void shouldNeverReachALaterPoolThroughADestroyedHandle(void) {
+    for (int round = 0; round < 20; round++) {
+        cpool_pool_t *old = make_pool(1);
+        cpool_fn_t f = cpool_register(old, "square", "i64(i64)", (void *)t_square, 0);
+        cpool_destroy(old);
+        cpool_pool_t *later = make_pool(1);
+        cpool_fn_t g = cpool_register(later, "crash_at", "i64(i64)", (void *)t_crash_at, 0);
+        int64_t x = 500, r = 0;
+        CHECK_RC(cpool_apply(old, f, &x, 8, &r, 8, 0, NULL), CPOOL_E_CLOSED);
+        CHECK_RC(cpool_close(old), CPOOL_E_CLOSED);
+        cpool_destroy(old); /* a no-op: it must not destroy `later` */
+        x = 6;
+        CHECK_RC(cpool_apply(later, g, &x, 8, &r, 8, 0, NULL), 0);
+        CHECK_EQ(r, 36);
+        cpool_destroy(later);
+    }
+}
+
+static void shouldRejectAFunctionIdOfAnotherPool(void) {
+    cpool_pool_t *other = make_pool(1);
+    cpool_fn_t crash = cpool_register(other, "crash_at", "i64(i64)", (void *)t_crash_at, 0);
+    int64_t x = 500, r = 0;
+    /* `crash` has index 0 in `other`; `pool`'s index 0 is square: neither may run */
+    CHECK_RC(cpool_apply(pool, crash, &x, 8, &r, 8, 0, NULL), CPOOL_E_UNKNOWN_FUNCTION);
+    CHECK_RC(cpool_apply(other, square, &x, 8, &r, 8, 0, NULL), CPOOL_E_UNKNOWN_FUNCTION);
+    CHECK_RC(cpool_function_sizes(other, square, NULL, NULL), CPOOL_E_UNKNOWN_FUNCTION);
+    cpool_destroy(other);
+    still_works();
+}
+
+static void shouldReportFullTablesOfFunctionsAndJobs(void) {
+    cpool_pool_t *p = make_pool(1);
+    char name[32];
+    for (int i = 0; i < 256; i++) {
+        snprintf(name, sizeof name, "f%d", i);
+        CHECK(cpool_register(p, name, "i64(i64)", (void *)t_square, 0) >= 0);
+    }
+    CHECK_RC(cpool_register(p, "f256", "i64(i64)", (void *)t_square, 0), CPOOL_E_FULL);
+    cpool_fn_t f = cpool_lookup(p, "f7");
+    enum { JOBS = 4096 };
+    static cpool_job_t *jobs[JOBS];
+    static int64_t in[JOBS], out[JOBS];
+    for (int i = 0; i < JOBS; i++) {
+        in[i] = i;
+        CHECK_RC(cpool_submit(p, f, &in[i], 8, &out[i], 8, 0, &jobs[i]), 0);
+    }
+    cpool_job_t *extra = NULL;
+    int64_t x = 1, r = 0;
+    CHECK_RC(cpool_submit(p, f, &x, 8, &r, 8, 0, &extra), CPOOL_E_FULL);
+    CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), CPOOL_E_FULL);
+    int wrong = 0;
+    for (int i = 0; i < JOBS; i++) {
+        wrong += cpool_job_wait(jobs[i], 0) != 0 || out[i] != (int64_t)i * i;
+        cpool_job_free(jobs[i]);
+    }
+    CHECK_EQ(wrong, 0);
+    CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), 0); /* a freed slot serves again */
+    CHECK_EQ(r, 1);
+    cpool_destroy(p);
+}
+
+static void shouldRejectAWorkerSlotOutOfRange(void) {
+    cpool_worker_stats_t s;
+    CHECK_RC(cpool_worker_stats(pool, 2, &s), -ERANGE);
+    CHECK_RC(cpool_worker_stats(pool, UINT32_MAX, &s), -ERANGE);
+    CHECK_RC(cpool_worker_stats(pool, 1, &s), 0);
+}
+
+/* A caller built against an older header passes a smaller options struct: the fields
+ * it does not know take their defaults, whatever lies past its end. */
+static void shouldAcceptAnOlderSmallerOptionsStruct(void) {
+    cpool_options_t o;
+    cpool_options_init(&o);
+    o.workers = 1;
+    o.max_memory_growth_bytes = 1; /* past the old struct's end: must be ignored */
+    o.struct_bytes = offsetof(cpool_options_t, init_timeout_ns);
+    cpool_pool_t *p = NULL;
+    CHECK_RC(cpool_create(&o, &p), 0);
+    if (!p) return;
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    for (int64_t x = 0; x < 20; x++) {
+        int64_t r = 0;
+        CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), 0);
+        CHECK_EQ(r, x * x);
+    }
+    CHECK_EQ(STAT_SUM(p, recycles), 0); /* a growth limit of 1 byte would recycle each time */
+    CHECK_EQ(STAT_SUM(p, restarts), 0);
+    cpool_destroy(p);
+}
+
 static void shouldNameEveryErrorCode(void) {
     for (int c = CPOOL_E_FULL; c <= CPOOL_E_CLOSED; c++) {
         const char *s = cpool_strerror(c);
@@ -182,6 +299,13 @@ int main(void) {
     RUN(shouldRejectPayloadsLargerThanTheArena);
     RUN(shouldRejectCallsAfterClose);
     RUN(shouldRejectCallsOnADestroyedPool);
+    RUN(shouldRejectSizesWhoseProductOverflows);
+    RUN(shouldRejectApplySizesOtherThanTheSignatures);
+    RUN(shouldNeverReachALaterPoolThroughADestroyedHandle);
+    RUN(shouldRejectAFunctionIdOfAnotherPool);
+    RUN(shouldReportFullTablesOfFunctionsAndJobs);
+    RUN(shouldRejectAWorkerSlotOutOfRange);
+    RUN(shouldAcceptAnOlderSmallerOptionsStruct);
     RUN(shouldNameEveryErrorCode);
     cpool_destroy(pool);
     return finish();

@@ -2,6 +2,7 @@
  * whose workers cannot initialise. Hooks report through a shared page (an assertion
  * in a child process would be lost). */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -223,8 +224,123 @@ static void shouldDestroyAnOpenPoolWithoutLeavingWorkers(void) {
     for (int w = 0; w < 2; w++) CHECK(kill(pids[w], 0) != 0);
 }
 
+/* Fails the first `failures_left` init calls of the pool, then succeeds. */
+static _Atomic int *failures_left;
+static int init_failing_a_few_times(uint32_t id, void *ctx) {
+    (void)id;
+    (void)ctx;
+    return atomic_fetch_sub(failures_left, 1) > 0 ? 1 : 0;
+}
+
+static void check_init_failures_in_a_row(int failures, int want_broken) {
+    atomic_store(failures_left, failures);
+    cpool_pool_t *p = pool_with(1, 0, init_failing_a_few_times, NULL);
+    if (!p) return;
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    int64_t x = 7, r = 0;
+    CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), want_broken ? CPOOL_E_WORKER_INIT : 0);
+    if (!want_broken) CHECK_EQ(r, 49);
+    CHECK_EQ(STAT_SUM(p, restarts), failures < 3 ? failures : 2);
+    cpool_destroy(p);
+}
+
+static void shouldKeepWorkingAfterOneInitFailure(void) { check_init_failures_in_a_row(1, 0); }
+static void shouldKeepWorkingAfterTwoInitFailuresInARow(void) { check_init_failures_in_a_row(2, 0); }
+static void shouldBreakAfterThreeInitFailuresInARow(void) { check_init_failures_in_a_row(3, 1); }
+
+typedef struct blocked_call {
+    cpool_pool_t *pool;
+    cpool_fn_t fn;
+    int is_map;
+    int rc;
+    cpool_status_t st[4];
+} blocked_call_t;
+
+static void *call_and_block(void *arg) {
+    blocked_call_t *c = arg;
+    int64_t in[4] = {30000, 30000, 30000, 30000}, out[4];
+    c->rc = c->is_map ? cpool_map(c->pool, c->fn, in, 8, out, 8, 4, 1, c->st)
+                      : cpool_apply(c->pool, c->fn, in, 8, out, 8, 0, c->st);
+    return NULL;
+}
+
+static void shouldCancelCallsBlockedOnOtherThreadsWhenDestroyed(void) {
+    cpool_pool_t *p = pool_with(2, 0, NULL, NULL);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    blocked_call_t calls[2] = {{p, s, 0, 1, {{0}}}, {p, s, 1, 1, {{0}}}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, call_and_block, &calls[i]);
+    usleep(200000); /* both wait on tasks of 30 s */
+    uint64_t t0 = test_now_ms();
+    cpool_destroy(p);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    CHECK(test_now_ms() - t0 < 10000);
+    CHECK_RC(calls[0].rc, CPOOL_E_CANCELLED);
+    CHECK_EQ(calls[0].st[0].code, CPOOL_E_CANCELLED);
+    CHECK_RC(calls[1].rc, CPOOL_E_TASK_FAILED);
+    for (int i = 0; i < 4; i++) CHECK_EQ(calls[1].st[i].code, CPOOL_E_CANCELLED);
+}
+
+static void shouldCancelAndWaitWhenFreeingARunningJob(void) {
+    cpool_pool_t *p = pool_with(1, 0, NULL, NULL);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    int64_t ms = 30000, r = 0;
+    cpool_job_t *job;
+    CHECK_RC(cpool_submit(p, s, &ms, 8, &r, 8, 0, &job), 0);
+    usleep(100000);
+    cpool_worker_stats_t before;
+    cpool_worker_stats(p, 0, &before);
+    uint64_t t0 = test_now_ms();
+    cpool_job_free(job); /* cancels (killing the worker) and waits */
+    CHECK(test_now_ms() - t0 < 10000);
+    CHECK(wait_process_gone(before.pid, 5000));
+    ms = 1;
+    CHECK_RC(cpool_apply(p, s, &ms, 8, &r, 8, 0, NULL), 0); /* the slot serves again */
+    CHECK_EQ(r, 1);
+    cpool_destroy(p);
+}
+
+static void shouldTimeOutStopWorkersAndRefuseItWhenClosed(void) {
+    cpool_pool_t *p = pool_with(1, 0, NULL, NULL);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    int64_t ms = 500, r = 0;
+    cpool_job_t *job;
+    CHECK_RC(cpool_submit(p, s, &ms, 8, &r, 8, 0, &job), 0);
+    usleep(50000);
+    CHECK_RC(cpool_stop_workers(p, 20 * 1000000ull), -ETIMEDOUT); /* the task still runs */
+    CHECK_RC(cpool_job_wait(job, 0), 0);                            /* and finishes */
+    CHECK_EQ(r, 500);
+    cpool_job_free(job);
+    CHECK_RC(cpool_start_workers(p), 0);
+    CHECK_RC(cpool_close(p), 0);
+    CHECK_RC(cpool_stop_workers(p, 0), CPOOL_E_CLOSED);
+    CHECK_RC(cpool_start_workers(p), CPOOL_E_CLOSED);
+    cpool_destroy(p);
+}
+
+static void shouldRefuseWorkAfterTerminateAlone(void) {
+    cpool_pool_t *p = pool_with(2, 0, NULL, NULL);
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    CHECK_RC(cpool_terminate(p), 0);
+    int64_t x = 3, r = 0;
+    cpool_job_t *job = NULL;
+    CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), CPOOL_E_CLOSED);
+    CHECK_RC(cpool_submit(p, f, &x, 8, &r, 8, 0, &job), CPOOL_E_CLOSED);
+    CHECK_RC(cpool_map(p, f, &x, 8, &r, 8, 1, 0, NULL), CPOOL_E_CLOSED);
+    CHECK_RC(cpool_register(p, "g", "i64(i64)", (void *)t_square, 0), CPOOL_E_CLOSED);
+    CHECK(cpool_alloc(p, 64) == NULL);
+    CHECK_RC(cpool_start_workers(p), CPOOL_E_CLOSED);
+    CHECK_RC(cpool_close(p), 0);
+    CHECK_RC(cpool_terminate(p), 0);
+    CHECK_RC(cpool_join(p, 5000000000ull), 0);
+    CHECK_EQ(r, 0);
+    cpool_destroy(p);
+}
+
 int main(void) {
     watchdog(150);
+    failures_left = mmap(NULL, sizeof *failures_left, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     RUN(shouldRunInitAndExitHooksOncePerWorker);
     RUN(shouldReplaceWorkersAfterTheirLifespan);
@@ -234,5 +350,12 @@ int main(void) {
     RUN(shouldBreakThePoolWhenWorkersCannotInitialise);
     RUN(shouldStopAndStartFreshWorkersThatSeeNewData);
     RUN(shouldDestroyAnOpenPoolWithoutLeavingWorkers);
+    RUN(shouldKeepWorkingAfterOneInitFailure);
+    RUN(shouldKeepWorkingAfterTwoInitFailuresInARow);
+    RUN(shouldBreakAfterThreeInitFailuresInARow);
+    RUN(shouldCancelCallsBlockedOnOtherThreadsWhenDestroyed);
+    RUN(shouldCancelAndWaitWhenFreeingARunningJob);
+    RUN(shouldTimeOutStopWorkersAndRefuseItWhenClosed);
+    RUN(shouldRefuseWorkAfterTerminateAlone);
     return finish();
 }

@@ -1,8 +1,10 @@
 /* cpool_map over every function form, chunking, strides, and the zero-copy path. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "check.h"
+#include "pool.h"
 #include "testfns.h"
 
 static cpool_pool_t *pool;
@@ -65,6 +67,15 @@ static void shouldMapStridedRecordsOfSeveralArguments(void) {
     for (int i = 0; i < 50; i++) CHECK_EQ(r[i], (int64_t)i * 100 + i - i);
 }
 
+/* 1 when fn runs on a typed direct loop, 0 when through libffi. */
+static int uses_direct_path(cpool_fn_t fn) {
+    cpool__pool_t *p = cpool__pool_internal(pool);
+    int err = 0, index = cpool__fn_index(p, fn);
+    if (index < 0) return -1;
+    const cpool__fn_local_t *f = cpool__registry_get(&p->registry, (uint32_t)index, &err);
+    return f ? (int)f->use_direct : -1;
+}
+
 static void shouldMapEveryDirectShape(void) {
     double d[100], dd[100][2], dr[100];
     int32_t i32[100], ir[100];
@@ -85,8 +96,17 @@ static void shouldMapEveryDirectShape(void) {
     cpool_fn_t neg = cpool_register(pool, "neg32", "int32_t(int32_t)", (void *)t_neg32, 0);
     CHECK_RC(cpool_map(pool, neg, i32, 4, ir, 4, 100, 0, NULL), 0);
     for (int i = 0; i < 100; i++) CHECK_EQ(ir[i], -i);
-    cpool_fn_t half = cpool_register(pool, "half", "float(float)", (void *)t_half, CPOOL_REGISTER_NO_DIRECT);
+    cpool_fn_t half = cpool_register(pool, "half", "float(float)", (void *)t_half, 0);
     CHECK_RC(cpool_map(pool, half, f, 4, fr, 4, 100, 0, NULL), 0);
+    for (int i = 0; i < 100; i++) CHECK(fr[i] == (float)i / 2);
+    /* Which path each one took: the workers inherit these resolved entries. */
+    cpool_fn_t direct[] = {cpool_lookup(pool, "square"), scale, hyp, neg, half};
+    for (size_t k = 0; k < sizeof direct / sizeof direct[0]; k++) CHECK_EQ(uses_direct_path(direct[k]), 1);
+    CHECK_EQ(uses_direct_path(cpool_lookup(pool, "square_ffi")), 0);
+    cpool_fn_t half_ffi = cpool_register(pool, "half_ffi", "float(float)", (void *)t_half, CPOOL_REGISTER_NO_DIRECT);
+    CHECK_EQ(uses_direct_path(half_ffi), 0);
+    memset(fr, 0, sizeof fr);
+    CHECK_RC(cpool_map(pool, half_ffi, f, 4, fr, 4, 100, 0, NULL), 0);
     for (int i = 0; i < 100; i++) CHECK(fr[i] == (float)i / 2);
     int64_t forty_two = 0;
     cpool_fn_t none = cpool_register(pool, "noargs", "int64_t(void)", (void *)t_noargs, 0);
@@ -153,27 +173,78 @@ static void shouldRunBatchFunctionsWithTheirContext(void) {
     }
 }
 
+/* What the workers saw of a zero-copy map: every chunk's input and output addresses,
+ * checked against the caller's shared buffers (a staging copy would sit elsewhere). */
+typedef struct where {
+    const int64_t *in_lo, *in_hi;
+    int64_t *out_lo, *out_hi;
+    _Atomic uint64_t chunks, chunks_in_place, items;
+} where_t;
+
+static int64_t square_where(void *ctx, const void *in, size_t in_stride, void *out,
+                            size_t out_stride, size_t count, volatile size_t *progress) {
+    where_t *w = ctx;
+    const int64_t *a = in;
+    int64_t *b = out;
+    atomic_fetch_add(&w->chunks, 1);
+    if (a >= w->in_lo && a + count <= w->in_hi && b >= w->out_lo && b + count <= w->out_hi &&
+        in_stride == 8 && out_stride == 8)
+        atomic_fetch_add(&w->chunks_in_place, 1);
+    for (size_t i = 0; i < count; i++) {
+        *progress = i;
+        b[i] = a[i] * a[i];
+    }
+    atomic_fetch_add(&w->items, count);
+    return 0;
+}
+
 static void shouldMapInPlaceInSharedBuffersWithoutCopies(void) {
     const size_t n = 100000;
     int64_t *in = cpool_alloc(pool, n * 8), *out = cpool_alloc(pool, n * 8);
-    CHECK(in && out);
-    if (!in || !out) return;
+    where_t *w = cpool_alloc(pool, sizeof *w); /* shared: the workers write it */
+    CHECK(in && out && w);
+    if (!in || !out || !w) return;
+    memset(w, 0, sizeof *w);
     for (size_t i = 0; i < n; i++) in[i] = (int64_t)i;
-    uint64_t before = 0, after = 0;
-    cpool_arena_usage(pool, &before, NULL);
-    CHECK_RC(cpool_map(pool, cpool_lookup(pool, "square"), in, 8, out, 8, n, 0, NULL), 0);
+    for (int round = 0; round < 2; round++) {
+        /* round 0: out is another buffer; round 1: in place, the output is the input */
+        int64_t *dst = round == 0 ? out : in;
+        *w = (where_t){in, in + n, dst, dst + n, 0, 0, 0};
+        cpool_fn_t f = cpool_register_batch(pool, round == 0 ? "square_where" : "square_where_2",
+                                            square_where, w, 8, 8);
+        CHECK_RC(cpool_map(pool, f, in, 8, dst, 8, n, 0, NULL), 0);
+        CHECK(atomic_load(&w->chunks) > 0);
+        CHECK_EQ(atomic_load(&w->chunks_in_place), atomic_load(&w->chunks));
+        CHECK_EQ(atomic_load(&w->items), n);
+        size_t wrong = 0;
+        for (size_t i = 0; i < n; i++) wrong += dst[i] != (int64_t)(i * i);
+        CHECK_EQ(wrong, 0);
+    }
+    cpool_free(pool, in);
+    cpool_free(pool, out);
+    cpool_free(pool, w);
+    uint64_t after = 1;
     cpool_arena_usage(pool, &after, NULL);
-    CHECK_EQ(after, before);
+    CHECK_EQ(after, 0);
+}
+
+/* The same worker-side check shows that caller buffers outside the arena are staged. */
+static void shouldStageCallerBuffersOutsideTheArena(void) {
+    const size_t n = 10000;
+    int64_t *in = malloc(n * 8), *out = malloc(n * 8);
+    where_t *w = cpool_alloc(pool, sizeof *w);
+    for (size_t i = 0; i < n; i++) in[i] = (int64_t)i;
+    *w = (where_t){in, in + n, out, out + n, 0, 0, 0};
+    cpool_fn_t f = cpool_register_batch(pool, "square_where_staged", square_where, w, 8, 8);
+    CHECK_RC(cpool_map(pool, f, in, 8, out, 8, n, 0, NULL), 0);
+    CHECK(atomic_load(&w->chunks) > 0);
+    CHECK_EQ(atomic_load(&w->chunks_in_place), 0);
     size_t wrong = 0;
     for (size_t i = 0; i < n; i++) wrong += out[i] != (int64_t)(i * i);
     CHECK_EQ(wrong, 0);
-    /* In place: the output is the input. */
-    CHECK_RC(cpool_map(pool, cpool_lookup(pool, "square"), in, 8, in, 8, 1000, 0, NULL), 0);
-    CHECK_EQ(in[999], 999 * 999);
-    cpool_free(pool, in);
-    cpool_free(pool, out);
-    cpool_arena_usage(pool, &after, NULL);
-    CHECK_EQ(after, 0);
+    cpool_free(pool, w);
+    free(in);
+    free(out);
 }
 
 static void shouldMapLargerThanTheArenaByStreaming(void) {
@@ -210,6 +281,7 @@ int main(void) {
     RUN(shouldMapTheBytesFormAndReportItsErrors);
     RUN(shouldRunBatchFunctionsWithTheirContext);
     RUN(shouldMapInPlaceInSharedBuffersWithoutCopies);
+    RUN(shouldStageCallerBuffersOutsideTheArena);
     RUN(shouldMapLargerThanTheArenaByStreaming);
     cpool_destroy(pool);
     return finish();

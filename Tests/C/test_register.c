@@ -55,9 +55,25 @@ static void shouldReportAFunctionTheWorkersCannotReach(void) {
     free(fake_code);
 }
 
+/* library NULL: the symbol is looked up in the running program and the libraries it
+ * has loaded (here t_square of the test library the program links). */
+static void shouldRegisterASymbolOfTheRunningProgram(void) {
+    cpool_pool_t *p = make_pool(2);
+    cpool_fn_t f = cpool_register_symbol(p, "square", NULL, "t_square", "i64(i64)", 0);
+    CHECK(f >= 0);
+    int64_t in[50], out[50];
+    for (int i = 0; i < 50; i++) in[i] = i - 25;
+    CHECK_RC(cpool_map(p, f, in, 8, out, 8, 50, 3, NULL), 0);
+    for (int i = 0; i < 50; i++) CHECK_EQ(out[i], in[i] * in[i]);
+    CHECK_RC(cpool_register_symbol(p, "nope", NULL, "no_such_symbol_anywhere", "i64(i64)", 0),
+             CPOOL_E_SYMBOL);
+    cpool_destroy(p);
+}
+
 int main(void) {
     watchdog(60);
     RUN(shouldRunAFunctionOfTheProgramRegisteredAfterStart);
+    RUN(shouldRegisterASymbolOfTheRunningProgram);
     RUN(shouldRunAFunctionOfALibraryOpenedAfterStart);
     RUN(shouldReportAFunctionTheWorkersCannotReach);
     return finish();
