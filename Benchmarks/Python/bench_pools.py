@@ -1,6 +1,9 @@
 """The same workloads as Benchmarks/C/bench_core.c on the Python pools a user would
-otherwise pick, printed in the same format ("name<TAB>median<TAB>min<TAB>max<TAB>unit")
-so that Benchmarks/report.py can set them side by side.
+otherwise pick, printed in the same format ("name<TAB>unit<TAB>run,run,...") so that
+Benchmarks/report.py can take every median the same way and set them side by side.
+Where a pool's chunk size matters (cpu, skew), each pool runs with its default, with
+chunks of 1 and with multiprocessing's automatic size, and its best one is reported
+with a "#setting" line naming it.
 
 Workloads (WORKLOADS.md): tiny (map x*x over 1,000,000 ints, each pool's best
 chunking), latency (sequential apply round trips on a warm pool), idle-latency (the
@@ -27,8 +30,11 @@ def identity(x):
 
 
 def report(name, values, unit):
-    values = sorted(values)
-    print(f"{name}\t{statistics.median(values):.6g}\t{values[0]:.6g}\t{values[-1]:.6g}\t{unit}", flush=True)
+    print(f"{name}\t{unit}\t" + ",".join(f"{v:.6g}" for v in values), flush=True)
+
+
+def setting(name, text):
+    print(f"#setting\t{name}\t{text}", flush=True)
 
 
 def pct(samples, q):
@@ -43,13 +49,14 @@ def best_chunk(n):
 
 def tiny(label, map_fn, n, runs):
     xs = list(range(n))
-    out = map_fn(xs)  # warm-up
-    assert out[-1] == (n - 1) * (n - 1)
+    want = [x * x for x in xs]
+    assert map_fn(xs) == want  # warm-up
     rates = []
     for _ in range(runs):
         t0 = time.perf_counter()
         out = map_fn(xs)
         rates.append(n / (time.perf_counter() - t0))
+        assert out == want  # every run's every result, outside the timing
     report(f"tiny_{label}", rates, "tasks/s")
 
 
@@ -85,35 +92,59 @@ def slow_init():
     time.sleep(0.2)
 
 
+# The chunk sizes a user of each pool could pick: the pool's default (None), chunks
+# of 1, and multiprocessing's automatic size (about four chunks a worker).
+CHUNKINGS = (("default", lambda n: None), ("chunks of 1", lambda n: 1), ("automatic", best_chunk))
+
+
+def best_of_chunkings(name, label, map_fn, count, measure, runs, higher):
+    """Runs measure(map_fn with each chunking) and reports the best chunking's runs."""
+    best = None
+    for text, size in CHUNKINGS:
+        values = [measure(lambda xs: map_fn(xs, size(count))) for _ in range(runs)]
+        med = statistics.median(values)
+        if best is None or (med > best[0] if higher else med < best[0]):
+            best = (med, values, text)
+    report(f"{name}_{label}", best[1], "efficiency" if higher else "×ideal")
+    setting(f"{name}_{label}", f"best of default / chunks of 1 / automatic: {best[2]}")
+
+
 def cpu(label, map_fn, runs, quick):
+    """map_fn(xs, chunksize) -> results."""
     for name, count, us in (("cpu_5ms", 64, 5000), ("cpu_50us", 4000 if quick else 20000, 50)):
-        map_fn([us] * 8)
-        eff = []
-        for _ in range(max(1, runs // 2)):
+        map_fn([us] * 8, None)
+
+        def efficiency(run):
             t0 = time.perf_counter()
-            map_fn([us] * count)
+            out = run([us] * count)
             wall = time.perf_counter() - t0
-            eff.append(count * us / 1e6 / (wall * WORKERS))
-        report(f"{name}_{label}", eff, "efficiency")
+            assert len(out) == count and all(v > 0 for v in out)
+            return count * us / 1e6 / (wall * WORKERS)
+        best_of_chunkings(name, label, map_fn, count, efficiency, runs, True)
 
 
 def keepalive_and_startup(runs):
     small = list(range(1000))
-    t0 = time.perf_counter()
-    for _ in range(10):
-        with mp.Pool(WORKERS, initializer=slow_init) as pool:
-            pool.map(square, small)
-    report("keepalive_off_multiprocessing", [(time.perf_counter() - t0) * 1000], "ms")
-    t0 = time.perf_counter()
-    with mp.Pool(WORKERS, initializer=slow_init) as pool:
+    want = [x * x for x in small]
+    off, on = [], []
+    for _ in range(3):  # each run takes seconds: three runs, as SwiftPool's
+        t0 = time.perf_counter()
         for _ in range(10):
-            pool.map(square, small)
-    report("keepalive_on_multiprocessing", [(time.perf_counter() - t0) * 1000], "ms")
+            with mp.Pool(WORKERS, initializer=slow_init) as pool:
+                assert pool.map(square, small) == want
+        off.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        with mp.Pool(WORKERS, initializer=slow_init) as pool:
+            for _ in range(10):
+                assert pool.map(square, small) == want
+        on.append((time.perf_counter() - t0) * 1000)
+    report("keepalive_off_multiprocessing", off, "ms")
+    report("keepalive_on_multiprocessing", on, "ms")
     ms = []
     for _ in range(runs):
         t0 = time.perf_counter()
         pool = mp.Pool(WORKERS)
-        pool.apply(square, (1,))
+        assert pool.apply(square, (3,)) == 9
         pool.close()
         pool.join()
         ms.append((time.perf_counter() - t0) * 1000)
@@ -122,7 +153,7 @@ def keepalive_and_startup(runs):
     for _ in range(runs):
         t0 = time.perf_counter()
         with cf.ProcessPoolExecutor(WORKERS) as ex:
-            ex.submit(square, 1).result()
+            assert ex.submit(square, 3).result() == 9
         ms.append((time.perf_counter() - t0) * 1000)
     report("startup_ProcessPoolExecutor", ms, "ms")
 
@@ -140,7 +171,7 @@ def payload(label, map_fn, runs):
         t0 = time.perf_counter()
         out = map_fn(arrays)
         rates.append(2 * 64 / (time.perf_counter() - t0))
-        assert out[3][5] == 2 * (5 + 3)
+        assert all(np.array_equal(o, a * 2) for o, a in zip(out, arrays))
     report(f"payload_{label}", rates, "MiB/s")
 
 
@@ -194,14 +225,17 @@ def skew_durations():
 
 
 def skew(label, map_fn, runs):
+    """map_fn(xs, chunksize) -> results."""
     d = skew_durations()
     ideal = max(sum(d) / WORKERS, max(d)) / 1e6
-    ratios = []
-    for _ in range(runs):
+
+    def ratio(run):
         t0 = time.perf_counter()
-        map_fn(d)
-        ratios.append((time.perf_counter() - t0) / ideal)
-    report(f"skew_{label}", ratios, "×ideal")
+        out = run(d)
+        r = (time.perf_counter() - t0) / ideal
+        assert len(out) == len(d) and all(v > 0 for v in out)
+        return r
+    best_of_chunkings("skew", label, map_fn, len(d), ratio, runs, False)
 
 
 def crash_task(x):
@@ -305,6 +339,7 @@ def main():
     ap.add_argument("--orphan-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--swiftpool-orphan-child", help="bench_core path, for the orphans row")
     a = ap.parse_args()
+    a.runs = max(3, a.runs)  # a median needs at least three
     if a.orphan_child:
         orphan_child()
         return
@@ -318,25 +353,25 @@ def main():
         tiny("multiprocessing", lambda xs: pool.map(square, xs, chunksize=best_chunk(len(xs))), n, a.runs)
         latency("multiprocessing", lambda i: pool.apply(identity, (i,)), lat_calls, 0, a.runs)
         latency("multiprocessing", lambda i: pool.apply(identity, (i,)), idle_calls, 0.001, idle_runs)
-        cpu("multiprocessing", lambda xs: pool.map(spin, xs, chunksize=1), a.runs, a.quick)
+        cpu("multiprocessing", lambda xs, c: pool.map(spin, xs, chunksize=c), a.runs, a.quick)
         payload("multiprocessing", lambda xs: pool.map(scale, xs, chunksize=1), a.runs)
-        skew("multiprocessing", lambda xs: pool.map(spin, xs, chunksize=1), a.runs)
+        skew("multiprocessing", lambda xs, c: pool.map(spin, xs, chunksize=c), a.runs)
 
     with cf.ProcessPoolExecutor(WORKERS) as ex:
         tiny("ProcessPoolExecutor", lambda xs: list(ex.map(square, xs, chunksize=best_chunk(len(xs)))), n, a.runs)
         latency("ProcessPoolExecutor", lambda i: ex.submit(identity, i).result(), lat_calls, 0, a.runs)
         latency("ProcessPoolExecutor", lambda i: ex.submit(identity, i).result(), idle_calls, 0.001, idle_runs)
-        cpu("ProcessPoolExecutor", lambda xs: list(ex.map(spin, xs, chunksize=1)), a.runs, a.quick)
+        cpu("ProcessPoolExecutor", lambda xs, c: list(ex.map(spin, xs, chunksize=c or 1)), a.runs, a.quick)
         payload("ProcessPoolExecutor", lambda xs: list(ex.map(scale, xs, chunksize=1)), a.runs)
-        skew("ProcessPoolExecutor", lambda xs: list(ex.map(spin, xs, chunksize=1)), a.runs)
+        skew("ProcessPoolExecutor", lambda xs, c: list(ex.map(spin, xs, chunksize=c or 1)), a.runs)
 
     keepalive_and_startup(a.runs)
     shared(a.runs, a.quick)
-    trio_latency(lat_calls // 10, a.runs)
+    trio_latency(lat_calls, a.runs)
     crash_rows()
     orphan_row("multiprocessing", [sys.executable, os.path.abspath(__file__), "--orphan-child"])
     if a.swiftpool_orphan_child:
-        orphan_row("SwiftPool", [a.swiftpool_orphan_child, "--orphan-child"])
+        orphan_row("SwiftPool (C API)", [a.swiftpool_orphan_child, "--orphan-child"])
 
     try:
         from mpire import WorkerPool
@@ -345,7 +380,7 @@ def main():
     else:
         with WorkerPool(n_jobs=WORKERS, keep_alive=True) as pool:
             tiny("mpire", lambda xs: pool.map(square, xs, chunk_size=best_chunk(len(xs))), n, a.runs)
-            latency("mpire", lambda i: pool.apply(identity, (i,)), lat_calls // 10, 0, a.runs)
+            latency("mpire", lambda i: pool.apply(identity, (i,)), lat_calls, 0, a.runs)
 
     try:
         from loky import get_reusable_executor

@@ -6,7 +6,8 @@ public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConverti
     /// What went wrong.
     public enum Code: Sendable, Equatable {
         /// The worker died while running the task: killed by `signal`, or exited with
-        /// `exitStatus` (one of the two is set).
+        /// `exitStatus`; both are `nil` when the host program collected the worker's exit
+        /// status before the pool could (it ignores SIGCHLD or reaps every child itself).
         case crashed(signal: Int32?, exitStatus: Int32?)
         /// The task ran past ``ProcessPoolConfiguration/taskTimeout``; its worker was killed.
         case timedOut
@@ -59,6 +60,8 @@ public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConverti
     static func fromCore(_ rc: Int32, detail: Int32 = 0, taskIndex: Int? = nil) -> ProcessPoolError {
         switch rc {
         case Int32(CPOOL_E_CRASHED):
+            // A negative detail: the host program took the exit status first (unknown).
+            if detail < 0 { return .init(.crashed(signal: nil, exitStatus: nil), taskIndex: taskIndex) }
             return detail >= 1000
                 ? .init(.crashed(signal: nil, exitStatus: detail - 1000), taskIndex: taskIndex)
                 : .init(.crashed(signal: detail, exitStatus: nil), taskIndex: taskIndex)

@@ -28,12 +28,14 @@ struct AsyncTests {
         #expect(seen.contains("failed crashed(signal: Optional(11), exitStatus: nil)"))
     }
 
-    @Test func cancellingAHandleKillsTheRunningTask() throws {
+    @Test(.timeLimit(.minutes(1))) func cancellingAHandleKillsTheRunningTask() throws {
+        let counters = SharedCounters()
         let pool = ProcessPool(.init(workerCount: 1))
-        let h = try pool.submit(UInt32(60)) { sleep($0) }
-        usleep(100_000)
+        let h = try pool.submit(UInt32(60)) { (s: UInt32) -> UInt32 in counters.base[0] = Int(getpid()); return sleep(s) }
+        while counters[0] == 0 { usleep(1_000) }
         h.cancel()
         #expect(throws: ProcessPoolError(.cancelled, taskIndex: 0)) { _ = try h.get() }
+        #expect(processGone(counters[0]))
     }
 
     @Test func runReturnsTheValueToAsyncCode() async throws {
@@ -44,19 +46,35 @@ struct AsyncTests {
         #expect(pid != getpid())
     }
 
-    @Test func cancellingTheSwiftTaskKillsTheWorker() async throws {
+    @Test(.timeLimit(.minutes(1))) func cancellingTheSwiftTaskKillsTheWorker() async throws {
+        let counters = SharedCounters()
         let pool = ProcessPool(.init(workerCount: 1))
-        let task = Task { try await pool.run { sleep(60) } }
-        try await Task.sleep(for: .milliseconds(150))
+        let task = Task { try await pool.run { counters.base[0] = Int(getpid()); sleep(60) } }
+        while counters[0] == 0 { try await Task.sleep(for: .milliseconds(1)) }
         let started = ContinuousClock.now
         task.cancel()
         await #expect(throws: ProcessPoolError(.cancelled, taskIndex: 0)) { _ = try await task.value }
         #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(processGone(counters[0]))
     }
 }
 
 @Suite("Async streams")
 struct AsyncStreamTests {
+    @Test func anUnorderedStreamYieldsResultsAsTheyEnd() async throws {
+        let pool = ProcessPool(.init(workerCount: 2))
+        var seen: [Int] = []
+        for await r in try pool.mapStream(0..<40, chunkSize: 1, ordered: false, { (x: Int) -> Int in
+            if x == 0 { usleep(500_000) } // the first input ends last
+            return x
+        }) {
+            seen.append(try r.get())
+        }
+        #expect(Set(seen) == Set(0..<40))
+        #expect(seen.count == 40)
+        #expect(seen.first != 0 && seen != seen.sorted())
+    }
+
     @Test func mapStreamYieldsEveryResultInOrder() async throws {
         let pool = ProcessPool(.init(workerCount: 2))
         var expected = 0
@@ -67,21 +85,27 @@ struct AsyncStreamTests {
         #expect(expected == 20_000)
     }
 
-    @Test func cancellingTheConsumerStopsTheStreamAndItsWorkers() async throws {
+    @Test(.timeLimit(.minutes(1))) func cancellingTheConsumerStopsTheStreamAndItsWorkers() async throws {
+        let counters = SharedCounters() // [worker id]: the pid running a task
         let pool = ProcessPool(.init(workerCount: 2))
         let started = ContinuousClock.now
         let consumer = Task {
             var n = 0
-            for await _ in try pool.mapStream(0..<1000, chunkSize: 1, { (_: Int) -> Int in sleep(30); return 0 }) {
+            for await _ in try pool.mapStream(0..<1000, chunkSize: 1, { (_: Int) -> Int in
+                counters.base[ProcessPool.currentWorkerID ?? 9] = Int(getpid())
+                sleep(30)
+                return 0
+            }) {
                 n += 1
             }
             return n
         }
-        try await Task.sleep(for: .milliseconds(200))
+        while counters[0] == 0 || counters[1] == 0 { try await Task.sleep(for: .milliseconds(1)) }
         consumer.cancel()
         let n = try await consumer.value
-        #expect(n < 1000)
+        #expect(n <= 1) // every task sleeps 30 s: at most the cancellation itself is yielded
         #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(processGone(counters[0]) && processGone(counters[1]))
         // the pool serves the next call
         #expect(try pool.map([1, 2, 3]) { $0 * 2 } == [2, 4, 6])
     }

@@ -16,7 +16,13 @@ import SwiftPool
 
     #expect(squares[999_999] == 999_999 * 999_999)
     #expect(try results[0].get() == 100 && (try results[1].get()) == 50)
-    #expect(throws: ProcessPoolError.self) { try results[2].get() }
+    #expect {
+        try results[2].get()
+    } throws: { error in
+        // a local type: its name is qualified by the function that declares it
+        guard let e = error as? ProcessPoolError, case let .userError(type, message) = e.code else { return false }
+        return type.hasSuffix(".MyError") && message == "zero" && e.taskIndex == 2
+    }
     #expect(lazy.prefix(4).map { try? $0.get() } == [1, 4, 9, 16])
     #expect(try handle.get() == 42)
     #expect(answer == 42)

@@ -25,7 +25,10 @@ struct SharedDataTests {
 
     @Test func aSharedArrayLargerThanTheSharedMemoryIsAClearError() throws {
         let pool = ProcessPool(.init(workerCount: 1, sharedMemoryBytes: 1 << 20))
-        #expect(throws: ProcessPoolError.self) { _ = try pool.makeSharedArray(repeating: UInt8(0), count: 2 << 20) }
+        #expect(throws: ProcessPoolError(.encodingFailed(
+            reason: "\(2 << 20) elements do not fit in the pool's shared memory; raise sharedMemoryBytes"))) {
+            _ = try pool.makeSharedArray(repeating: UInt8(0), count: 2 << 20)
+        }
     }
 
     @Test func starmapPassesSeveralArguments() throws {
