@@ -52,7 +52,8 @@ enum {
     CPOOL_E_WORKER_INIT = -10012,      /* the worker init hook kept failing; pool broken */
     CPOOL_E_NOT_IN_WORKER = -10013,    /* function registered after the workers started is
                                           not reachable in them (not in a shared object) */
-    CPOOL_E_SIZE = -10014,             /* argument or result size does not match signature */
+    CPOOL_E_SIZE = -10014,             /* apply/submit: argument or result size is not the
+                                          signature's; map: a stride below the record */
     CPOOL_E_FULL = -10015,             /* a fixed table (functions, tasks) is full */
 };
 
@@ -134,11 +135,11 @@ CPOOL_API int cpool_stop_workers(cpool_pool_t *pool, uint64_t timeout_ns);
 CPOOL_API int cpool_start_workers(cpool_pool_t *pool);
 
 /* Terminates (unless already joined), joins, and frees everything: no worker and no
- * shared memory is left. Threads blocked in cpool_map or cpool_apply on this pool
- * return CPOOL_E_CANCELLED first. NULL is a no-op. Jobs not yet freed are freed
- * here and must not be used afterwards.
- * Later calls with the same pointer return CPOOL_E_CLOSED (as long as no new pool
- * happens to reuse the address). */
+ * shared memory is left. Threads blocked on this pool return first: cpool_apply with
+ * CPOOL_E_CANCELLED, cpool_map with CPOOL_E_TASK_FAILED and every unfinished item
+ * CPOOL_E_CANCELLED. NULL is a no-op. Jobs not yet freed are freed here and must not
+ * be used afterwards. A handle is never reused: later calls with it return
+ * CPOOL_E_CLOSED, and destroying it again is a no-op, whatever pools exist by then. */
 CPOOL_API void cpool_destroy(cpool_pool_t *pool);
 
 /* ---------------------------------------------------------------- functions */
@@ -169,7 +170,8 @@ enum {
     CPOOL_REGISTER_NO_DIRECT = 1u << 0, /* always dispatch through libffi (benchmarks) */
 };
 
-/* Registers fn under a unique name with a signature. Any time: before the workers
+/* Function ids are specific to their pool: another pool's id is CPOOL_E_UNKNOWN_FUNCTION.
+ * Registers fn under a unique name with a signature. Any time: before the workers
  * start, or after (a function registered later is found in the workers through its
  * shared object, see CPOOL_E_NOT_IN_WORKER). Returns the id (>= 0), or -EINVAL,
  * CPOOL_E_SIGNATURE, CPOOL_E_EXISTS, CPOOL_E_FULL, CPOOL_E_CLOSED. */
@@ -228,7 +230,8 @@ typedef struct cpool_job cpool_job_t;
 
 /* Runs fn once and waits. args/args_bytes: the packed argument record (for the bytes
  * form: the input bytes); result/result_bytes: where the result goes (bytes form: the
- * output buffer the function fills). timeout_ns > 0 kills the task's worker when the
+ * output buffer the function fills). Both sizes must be exactly the signature's record
+ * and result sizes (cpool_function_sizes), else CPOOL_E_SIZE. timeout_ns > 0 kills the task's worker when the
  * task runs longer (0 = the pool's task_timeout_ns). status may be NULL.
  * Returns 0, or the task's failure code (also in status), or a call error. */
 CPOOL_API int cpool_apply(cpool_pool_t *pool, cpool_fn_t fn, const void *args,
@@ -244,7 +247,10 @@ CPOOL_API int cpool_submit(cpool_pool_t *pool, cpool_fn_t fn, const void *args,
 
 /* Maps fn over count items: item i's argument record is at in + i*in_stride_bytes,
  * its result goes to out + i*out_stride_bytes (bytes form: in_stride_bytes input bytes
- * and out_stride_bytes output bytes per item). Items go to the workers in chunks of
+ * and out_stride_bytes output bytes per item). A stride larger than the record or the
+ * result leaves the bytes in between alone (records inside larger structs); a smaller
+ * one is CPOOL_E_SIZE; a count whose span overflows size_t or the address space is
+ * -EOVERFLOW. Items go to the workers in chunks of
  * chunk_items (0 = automatic). statuses (count entries) may be NULL. Returns 0 when
  * every item succeeded, CPOOL_E_TASK_FAILED when some failed (statuses say which;
  * the others' results are all written), or a call error (nothing ran). */
@@ -309,7 +315,9 @@ CPOOL_API int cpool_cpu_count(void);
 /* Number of worker slots, or a negative code. */
 CPOOL_API int cpool_worker_count(cpool_pool_t *pool);
 
-/* Statistics of worker slot `worker`. Returns 0, -EINVAL, -ERANGE. */
+/* Statistics of worker slot `worker` (0 .. workers-1). Returns 0, -EINVAL (NULL out),
+ * -ERANGE (no such slot). tasks_done counts every item that ran to its end in that
+ * slot, also those of a chunk whose process died later in the same chunk. */
 CPOOL_API int cpool_worker_stats(cpool_pool_t *pool, uint32_t worker,
                                  cpool_worker_stats_t *out);
 
