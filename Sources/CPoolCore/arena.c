@@ -55,7 +55,7 @@ void cpool__arena_fini(cpool__arena_t *a) {
 uint64_t cpool__arena_alloc(cpool__arena_t *a, uint64_t bytes) {
     if (bytes == 0) bytes = 1;
     if (bytes > a->capacity) return UINT64_MAX;
-    bytes = (bytes + CPOOL_ARENA_ALIGN - 1) & ~(uint64_t)(CPOOL_ARENA_ALIGN - 1);
+    bytes = (bytes + ARENA_ALIGN - 1) & ~(uint64_t)(ARENA_ALIGN - 1);
     if (reserve(&a->used, &a->used_cap, a->used_count + 1) != 0) return UINT64_MAX;
     for (size_t i = 0; i < a->free_count; i++) {
         cpool__extent_t *f = &a->free_list[i];

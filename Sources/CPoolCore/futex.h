@@ -13,6 +13,26 @@ int cpool__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeou
 /* Wakes every process sleeping on word. */
 void cpool__futex_wake_all(_Atomic uint32_t *word);
 
+/* One side of a sleep handshake: the other side sets *sleepers (a flag or a count)
+ * before it re-checks its condition and sleeps on *seq. Our store that made the
+ * condition true, the fence, then this load of *sleepers, form a Dekker pair with
+ * its store and re-check, so one of us always sees the other. Wakes the sleepers
+ * (bumping *seq so a sleeper that has not slept yet does not) and returns 1, or
+ * returns 0 when nobody sleeps. */
+static inline int cpool__wake_if_sleeping(_Atomic uint32_t *sleepers, _Atomic uint32_t *seq) {
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(sleepers, memory_order_relaxed)) return 0;
+    atomic_fetch_add_explicit(seq, 1, memory_order_release);
+    cpool__futex_wake_all(seq);
+    return 1;
+}
+
+/* Wakes whoever sleeps on *seq, unconditionally (for rare events: stop requests). */
+static inline void cpool__wake(_Atomic uint32_t *seq) {
+    atomic_fetch_add_explicit(seq, 1, memory_order_release);
+    cpool__futex_wake_all(seq);
+}
+
 /* Monotonic clock in nanoseconds. */
 uint64_t cpool__now_ns(void);
 

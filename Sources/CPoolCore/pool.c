@@ -1,6 +1,5 @@
-/* The pool's lifetime: options, create, close/terminate/join/destroy, registration,
- * shared buffers, statistics, and the table of live pools that turns a call on a
- * destroyed pool into CPOOL_E_CLOSED instead of a use-after-free. */
+/* A pool's lifetime: options, create, close, terminate, join, destroy, and stopping
+ * and starting its workers between calls. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
@@ -10,114 +9,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "futex.h"
-#include "pool.h"
+#include "completion.h"
+#include "job.h"
+#include "supervisor.h"
 
 #define DEFAULT_RING_SLOTS 256u
 #define DEFAULT_ARENA_BYTES (64ull << 20)
 #define DEFAULT_SPIN_NS 50000ull
 #define MIN_ARENA_BYTES (64ull << 10)
-
-/* ------------------------------------------------------------ handles */
-
-/* A handle is not the pool's address: it names a slot of the table of live pools and
- * the generation of that slot, so that a handle kept after cpool_destroy never reaches
- * a pool created later at the same address (it gets CPOOL_E_CLOSED). */
-_Static_assert(sizeof(void *) == 8, "handles pack a slot and a generation into a pointer");
-
-typedef struct live_slot {
-    cpool__pool_t *pool; /* NULL when free */
-    uint32_t gen;
-} live_slot_t;
-
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static live_slot_t *live;
-static size_t live_cap;
-static uint32_t pools_created;
-
-static cpool_pool_t *handle_of(size_t slot, uint32_t gen) {
-    return (cpool_pool_t *)(uintptr_t)(((uint64_t)gen << 32) | (uint64_t)(slot + 1));
-}
-
-/* Locks held: live_lock. The pool a handle names, or NULL. */
-static cpool__pool_t *resolve_locked(const cpool_pool_t *h, size_t *slot_out) {
-    const uint64_t v = (uint64_t)(uintptr_t)h;
-    const uint64_t slot = (v & 0xffffffffu) - 1;
-    if ((v & 0xffffffffu) == 0 || slot >= live_cap) return NULL;
-    if (!live[slot].pool || live[slot].gen != (uint32_t)(v >> 32)) return NULL;
-    if (slot_out) *slot_out = (size_t)slot;
-    return live[slot].pool;
-}
-
-/* Enters p in the table; sets *h and the pool's function-id tag. */
-static int live_add(cpool__pool_t *p, cpool_pool_t **h) {
-    pthread_mutex_lock(&live_lock);
-    size_t slot = 0;
-    while (slot < live_cap && live[slot].pool) slot++;
-    if (slot == live_cap) {
-        size_t n = live_cap ? live_cap * 2 : 8;
-        live_slot_t *v = realloc(live, n * sizeof *v);
-        if (!v) {
-            pthread_mutex_unlock(&live_lock);
-            return -ENOMEM;
-        }
-        memset(v + live_cap, 0, (n - live_cap) * sizeof *v);
-        live = v;
-        live_cap = n;
-    }
-    if (++live[slot].gen == 0) live[slot].gen = 1;
-    live[slot].pool = p;
-    p->fn_tag = (++pools_created % CPOOL_FN_TAG_LIMIT) + 1;
-    *h = handle_of(slot, live[slot].gen);
-    pthread_mutex_unlock(&live_lock);
-    return 0;
-}
-
-/* Takes the pool out of the table; returns it, or NULL when the handle named none. */
-static cpool__pool_t *live_remove(cpool_pool_t *h) {
-    pthread_mutex_lock(&live_lock);
-    size_t slot;
-    cpool__pool_t *p = resolve_locked(h, &slot);
-    if (p) live[slot].pool = NULL;
-    pthread_mutex_unlock(&live_lock);
-    return p;
-}
-
-int cpool__pool_enter(cpool_pool_t *h, cpool__pool_t **out) {
-    if (!h) return -EINVAL;
-    pthread_mutex_lock(&live_lock);
-    cpool__pool_t *p = resolve_locked(h, NULL);
-    if (p) {
-        pthread_mutex_lock(&p->lock);
-        p->active_calls++;
-        pthread_mutex_unlock(&p->lock);
-    }
-    pthread_mutex_unlock(&live_lock);
-    *out = p;
-    return p ? 0 : CPOOL_E_CLOSED;
-}
-
-void cpool__pool_leave(cpool__pool_t *p) {
-    pthread_mutex_lock(&p->lock);
-    if (--p->active_calls == 0) pthread_cond_broadcast(&p->changed);
-    pthread_mutex_unlock(&p->lock);
-}
-
-cpool__pool_t *cpool__pool_internal(cpool_pool_t *h) {
-    pthread_mutex_lock(&live_lock);
-    cpool__pool_t *p = resolve_locked(h, NULL);
-    pthread_mutex_unlock(&live_lock);
-    return p;
-}
-
-int cpool__fn_index(const cpool__pool_t *p, cpool_fn_t fn) {
-    if (fn < 0 || (uint32_t)fn >> CPOOL_FN_INDEX_BITS != p->fn_tag) return CPOOL_E_UNKNOWN_FUNCTION;
-    return (int)((uint32_t)fn & (CPOOL_MAX_FUNCTIONS - 1));
-}
-
-static cpool_fn_t fn_id(const cpool__pool_t *p, int index) {
-    return index < 0 ? index : (cpool_fn_t)((p->fn_tag << CPOOL_FN_INDEX_BITS) | (uint32_t)index);
-}
 
 /* ------------------------------------------------------------ options and create */
 
@@ -144,7 +43,7 @@ static uint32_t usable_cpus(void) {
 
 int cpool_cpu_count(void) { return (int)usable_cpus(); }
 
-static void timed_wait(cpool__pool_t *p, uint64_t deadline_ns) {
+void cpool__pool_wait_changed(cpool__pool_t *p, uint64_t deadline_ns) {
     if (!deadline_ns) {
         pthread_cond_wait(&p->changed, &p->lock);
         return;
@@ -154,14 +53,7 @@ static void timed_wait(cpool__pool_t *p, uint64_t deadline_ns) {
 }
 
 static void free_pool(cpool__pool_t *p) {
-    for (uint32_t s = 0; s < CPOOL_MAX_JOBS; s++) {
-        cpool_job_t *job = p->jobs[s];
-        if (!job) continue;
-        free(job->chunks);
-        free(job->owned_args);
-        free(job->failures);
-        free(job);
-    }
+    for (uint32_t s = 0; s < MAX_JOBS; s++) cpool__job_destroy(p->jobs[s]);
     cpool__region_destroy(&p->region);
     cpool__arena_fini(&p->arena);
     pthread_cond_destroy(&p->changed);
@@ -181,7 +73,7 @@ int cpool_create(const cpool_options_t *options, cpool_pool_t **out) {
         o.struct_bytes = sizeof o;
     }
     if (o.workers == 0) o.workers = usable_cpus();
-    if (o.workers > CPOOL_MAX_WORKERS) return -EINVAL;
+    if (o.workers > MAX_WORKERS) return -EINVAL;
     if (o.ring_slots < 2 || o.ring_slots > 65536 || (o.ring_slots & (o.ring_slots - 1))) return -EINVAL;
     if (o.arena_bytes < MIN_ARENA_BYTES || o.arena_bytes > (1ull << 40)) return -EINVAL;
 
@@ -206,11 +98,11 @@ int cpool_create(const cpool_options_t *options, cpool_pool_t **out) {
         return rc;
     }
     cpool__registry_init(&p->registry, &p->region);
-    for (uint32_t i = 0; i < CPOOL_MAX_JOBS; i++) p->free_slots[i] = CPOOL_MAX_JOBS - 1 - i;
-    p->free_count = CPOOL_MAX_JOBS;
+    for (uint32_t i = 0; i < MAX_JOBS; i++) p->free_slots[i] = MAX_JOBS - 1 - i;
+    p->free_count = MAX_JOBS;
     for (uint32_t w = 0; w < o.workers; w++) p->w[w].pidfd = -1;
     cpool_pool_t *h;
-    if ((rc = live_add(p, &h)) != 0) {
+    if ((rc = cpool__pool_publish(p, &h)) != 0) {
         free_pool(p);
         return rc;
     }
@@ -230,7 +122,7 @@ int cpool_close(cpool_pool_t *h) {
     int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     pthread_mutex_lock(&p->lock);
-    if (p->state == CPOOL_OPEN) p->state = CPOOL_CLOSED;
+    if (p->state == POOL_OPEN) p->state = POOL_CLOSED;
     pthread_mutex_unlock(&p->lock);
     cpool__pool_leave(p);
     return 0;
@@ -238,11 +130,11 @@ int cpool_close(cpool_pool_t *h) {
 
 /* Locks held: p->lock. */
 static void terminate_locked(cpool__pool_t *p) {
-    if (p->state == CPOOL_TERMINATED) return;
-    p->state = CPOOL_TERMINATED;
+    if (p->state == POOL_TERMINATED) return;
+    p->state = POOL_TERMINATED;
     cpool__fail_all_jobs(p, CPOOL_E_CANCELLED);
     for (uint32_t w = 0; w < p->workers; w++) {
-        atomic_store(&p->region.ctl[w].to_worker.stop, 2);
+        atomic_store(&p->region.ctl[w].to_worker.stop, STOP_NOW);
         if (p->w[w].pid) cpool__signal_worker(p, w, SIGKILL);
     }
 }
@@ -261,7 +153,7 @@ int cpool_terminate(cpool_pool_t *h) {
 }
 
 static int all_jobs_ended(const cpool__pool_t *p) {
-    for (uint32_t s = 0; s < CPOOL_MAX_JOBS; s++)
+    for (uint32_t s = 0; s < MAX_JOBS; s++)
         if (p->jobs[s] && !atomic_load(&p->jobs[s]->ended)) return 0;
     return 1;
 }
@@ -278,7 +170,7 @@ static int join_pool(cpool__pool_t *p, uint64_t timeout_ns) {
     cpool__header_t *h = p->region.header;
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        if (p->state == CPOOL_OPEN) {
+        if (p->state == POOL_OPEN) {
             pthread_mutex_unlock(&p->lock);
             return -EINVAL;
         }
@@ -296,14 +188,13 @@ static int join_pool(cpool__pool_t *p, uint64_t timeout_ns) {
     pthread_mutex_lock(&p->lock);
     for (uint32_t w = 0; w < p->workers; w++) {
         cpool__worker_ctl_t *c = &p->region.ctl[w];
-        if (!atomic_load(&c->to_worker.stop)) atomic_store(&c->to_worker.stop, 1);
-        atomic_fetch_add(&c->to_worker.wake_seq, 1);
-        cpool__futex_wake_all(&c->to_worker.wake_seq);
+        if (!atomic_load(&c->to_worker.stop)) atomic_store(&c->to_worker.stop, STOP_WHEN_DRAINED);
+        cpool__wake(&c->to_worker.wake_seq);
     }
     int rc = 0;
     while (!workers_gone(p) && rc == 0) {
         if (deadline && cpool__now_ns() >= deadline) rc = -ETIMEDOUT;
-        else timed_wait(p, deadline ? deadline : cpool__now_ns() + 100000000u);
+        else cpool__pool_wait_changed(p, deadline ? deadline : cpool__now_ns() + 100000000u);
     }
     pthread_mutex_unlock(&p->lock);
     return rc;
@@ -324,19 +215,18 @@ int cpool_stop_workers(cpool_pool_t *h, uint64_t timeout_ns) {
     if (rc) return rc;
     const uint64_t deadline = timeout_ns ? cpool__now_ns() + timeout_ns : 0;
     pthread_mutex_lock(&p->lock);
-    if (p->state != CPOOL_OPEN) rc = CPOOL_E_CLOSED;
+    if (p->state != POOL_OPEN) rc = CPOOL_E_CLOSED;
     if (!rc) {
         p->paused = 1;
         for (uint32_t w = 0; w < p->workers; w++) {
             cpool__worker_ctl_t *c = &p->region.ctl[w];
             p->w[w].respawn = 0;
-            atomic_store(&c->to_worker.stop, 1);
-            atomic_fetch_add(&c->to_worker.wake_seq, 1);
-            cpool__futex_wake_all(&c->to_worker.wake_seq);
+            atomic_store(&c->to_worker.stop, STOP_WHEN_DRAINED);
+            cpool__wake(&c->to_worker.wake_seq);
         }
         while (!workers_gone(p) && rc == 0) {
             if (deadline && cpool__now_ns() >= deadline) rc = -ETIMEDOUT;
-            else timed_wait(p, deadline ? deadline : cpool__now_ns() + 100000000u);
+            else cpool__pool_wait_changed(p, deadline ? deadline : cpool__now_ns() + 100000000u);
         }
     }
     pthread_mutex_unlock(&p->lock);
@@ -349,7 +239,7 @@ int cpool_start_workers(cpool_pool_t *h) {
     int rc = cpool__pool_enter(h, &p);
     if (rc) return rc;
     pthread_mutex_lock(&p->lock);
-    if (p->state != CPOOL_OPEN) rc = CPOOL_E_CLOSED;
+    if (p->state != POOL_OPEN) rc = CPOOL_E_CLOSED;
     else if (p->broken) rc = p->broken;
     if (!rc) {
         p->paused = 0;
@@ -369,10 +259,10 @@ int cpool_start_workers(cpool_pool_t *h) {
             for (uint32_t w = 0; w < p->workers; w++)
                 pending |= p->w[w].respawn ||
                            (p->w[w].pid && !atomic_load(&p->region.ctl[w].state.init_ok));
-            if (!pending || p->broken || p->state != CPOOL_OPEN || p->start_error) break;
-            timed_wait(p, cpool__now_ns() + 1000000u);
+            if (!pending || p->broken || p->state != POOL_OPEN || p->start_error) break;
+            cpool__pool_wait_changed(p, cpool__now_ns() + 1000000u);
         }
-        rc = p->broken ? p->broken : p->state != CPOOL_OPEN ? CPOOL_E_CLOSED : p->start_error;
+        rc = p->broken ? p->broken : p->state != POOL_OPEN ? CPOOL_E_CLOSED : p->start_error;
         pthread_mutex_unlock(&p->lock);
     }
     cpool__pool_leave(p);
@@ -380,16 +270,16 @@ int cpool_start_workers(cpool_pool_t *h) {
 }
 
 void cpool_destroy(cpool_pool_t *h) {
-    cpool__pool_t *p = h ? live_remove(h) : NULL;
+    cpool__pool_t *p = h ? cpool__pool_withdraw(h) : NULL;
     if (!p) return;
     pthread_mutex_lock(&p->lock);
-    if (!(p->state != CPOOL_OPEN && workers_gone(p) && all_jobs_ended(p))) terminate_locked(p);
+    if (!(p->state != POOL_OPEN && workers_gone(p) && all_jobs_ended(p))) terminate_locked(p);
     pthread_mutex_unlock(&p->lock);
     cpool__wake_waiters(p);
     cpool__supervisor_poke(p);
     /* Calls in progress (a map waiting for its job) see their job end and leave. */
     pthread_mutex_lock(&p->lock);
-    while (p->active_calls) timed_wait(p, cpool__now_ns() + 10000000u);
+    while (p->active_calls) cpool__pool_wait_changed(p, cpool__now_ns() + 10000000u);
     pthread_mutex_unlock(&p->lock);
     if (p->started) join_pool(p, 0);
     cpool__supervisor_stop(p);
@@ -399,140 +289,4 @@ void cpool_destroy(cpool_pool_t *h) {
         if (p->w[w].pidfd >= 0) close(p->w[w].pidfd);
     }
     free_pool(p);
-}
-
-/* ------------------------------------------------------------ functions */
-
-static cpool_fn_t add_function(cpool_pool_t *h, const char *name, const char *signature,
-                               void *fn, const char *library, const char *symbol, void *ctx,
-                               uint32_t kind, uint32_t in_bytes, uint32_t out_bytes,
-                               uint32_t flags) {
-    cpool__pool_t *p;
-    int rc = cpool__pool_enter(h, &p);
-    if (rc) return rc;
-    pthread_mutex_lock(&p->lock);
-    if (p->state != CPOOL_OPEN) rc = CPOOL_E_CLOSED;
-    else rc = fn_id(p, cpool__registry_add(&p->registry, name, signature, fn, library, symbol,
-                                           ctx, kind, in_bytes, out_bytes, flags));
-    pthread_mutex_unlock(&p->lock);
-    cpool__pool_leave(p);
-    return rc;
-}
-
-cpool_fn_t cpool_register(cpool_pool_t *h, const char *name, const char *signature, void *fn,
-                          uint32_t flags) {
-    if (!fn || !signature) return -EINVAL;
-    return add_function(h, name, signature, fn, NULL, NULL, NULL, 0, 0, 0, flags);
-}
-
-cpool_fn_t cpool_register_symbol(cpool_pool_t *h, const char *name, const char *library,
-                                 const char *symbol, const char *signature, uint32_t flags) {
-    if (!symbol || !symbol[0] || !signature) return -EINVAL;
-    return add_function(h, name, signature, NULL, library, symbol, NULL, 0, 0, 0, flags);
-}
-
-cpool_fn_t cpool_register_batch(cpool_pool_t *h, const char *name, cpool_batch_fn_t fn,
-                                void *ctx, size_t in_bytes, size_t out_bytes) {
-    if (!fn || in_bytes > UINT32_MAX || out_bytes > UINT32_MAX) return -EINVAL;
-    return add_function(h, name, NULL, (void *)fn, NULL, NULL, ctx, CPOOL_KIND_BATCH,
-                        (uint32_t)in_bytes, (uint32_t)out_bytes, 0);
-}
-
-cpool_fn_t cpool_lookup(cpool_pool_t *h, const char *name) {
-    if (!name) return -EINVAL;
-    cpool__pool_t *p;
-    int rc = cpool__pool_enter(h, &p);
-    if (rc) return rc;
-    rc = fn_id(p, cpool__registry_find(&p->registry, name));
-    cpool__pool_leave(p);
-    return rc;
-}
-
-int cpool_function_sizes(cpool_pool_t *h, cpool_fn_t fn, size_t *args_bytes,
-                         size_t *result_bytes) {
-    cpool__pool_t *p;
-    int rc = cpool__pool_enter(h, &p);
-    if (rc) return rc;
-    int err = cpool__fn_index(p, fn);
-    const cpool__fn_local_t *f = err >= 0 ? cpool__registry_get(&p->registry, (uint32_t)err, &err) : NULL;
-    if (f) {
-        if (args_bytes) *args_bytes = f->in_bytes;
-        if (result_bytes) *result_bytes = f->out_bytes;
-        err = 0;
-    }
-    cpool__pool_leave(p);
-    return err;
-}
-
-/* ------------------------------------------------------------ shared buffers */
-
-void *cpool_alloc(cpool_pool_t *h, size_t bytes) {
-    cpool__pool_t *p;
-    if (cpool__pool_enter(h, &p) != 0) return NULL;
-    void *ptr = NULL;
-    pthread_mutex_lock(&p->lock);
-    if (p->state == CPOOL_OPEN) {
-        uint64_t off = cpool__arena_alloc(&p->arena, bytes);
-        if (off != UINT64_MAX) ptr = p->region.arena + off;
-    }
-    pthread_mutex_unlock(&p->lock);
-    cpool__pool_leave(p);
-    return ptr;
-}
-
-void cpool_free(cpool_pool_t *h, void *buffer) {
-    cpool__pool_t *p;
-    if (!buffer || cpool__pool_enter(h, &p) != 0) return;
-    unsigned char *b = buffer;
-    pthread_mutex_lock(&p->lock);
-    if (b >= p->region.arena && b < p->region.arena + p->region.arena_bytes)
-        cpool__arena_free(&p->arena, (uint64_t)(b - p->region.arena));
-    pthread_mutex_unlock(&p->lock);
-    cpool__pool_leave(p);
-}
-
-/* ------------------------------------------------------------ statistics */
-
-int cpool_arena_usage(cpool_pool_t *h, uint64_t *in_use_bytes, uint64_t *capacity_bytes) {
-    cpool__pool_t *p;
-    int rc = cpool__pool_enter(h, &p);
-    if (rc) return rc;
-    pthread_mutex_lock(&p->lock);
-    if (in_use_bytes) *in_use_bytes = p->arena.in_use;
-    if (capacity_bytes) *capacity_bytes = p->arena.capacity;
-    pthread_mutex_unlock(&p->lock);
-    cpool__pool_leave(p);
-    return 0;
-}
-
-int cpool_worker_count(cpool_pool_t *h) {
-    cpool__pool_t *p;
-    int rc = cpool__pool_enter(h, &p);
-    if (rc) return rc;
-    rc = (int)p->workers;
-    cpool__pool_leave(p);
-    return rc;
-}
-
-int cpool_worker_stats(cpool_pool_t *h, uint32_t worker, cpool_worker_stats_t *out) {
-    if (!out) return -EINVAL;
-    cpool__pool_t *p;
-    int rc = cpool__pool_enter(h, &p);
-    if (rc) return rc;
-    if (worker >= p->workers) {
-        cpool__pool_leave(p);
-        return -ERANGE;
-    }
-    pthread_mutex_lock(&p->lock);
-    const cpool__worker_t *w = &p->w[worker];
-    memset(out, 0, sizeof *out);
-    out->pid = w->pid;
-    out->tasks_done = w->items_before + atomic_load(&p->region.ctl[worker].state.items_done);
-    out->restarts = w->restarts;
-    out->crashes = w->crashes;
-    out->timeouts = w->timeouts;
-    out->recycles = w->recycles;
-    pthread_mutex_unlock(&p->lock);
-    cpool__pool_leave(p);
-    return 0;
 }

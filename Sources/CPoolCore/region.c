@@ -12,17 +12,17 @@ int cpool__region_create(cpool__region_t *r, uint32_t workers, uint32_t ring_slo
                          uint64_t arena_bytes) {
     memset(r, 0, sizeof *r);
     const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    uint64_t off = align_up(sizeof(cpool__header_t), CPOOL_CACHE_LINE);
+    uint64_t off = align_up(sizeof(cpool__header_t), CACHE_LINE);
     const uint64_t ctl_off = off;
     off += (uint64_t)workers * sizeof(cpool__worker_ctl_t);
-    const uint64_t task_off = align_up(off, CPOOL_CACHE_LINE);
+    const uint64_t task_off = align_up(off, CACHE_LINE);
     off = task_off + (uint64_t)workers * ring_slots * sizeof(cpool__task_t);
-    const uint64_t res_off = align_up(off, CPOOL_CACHE_LINE);
+    const uint64_t res_off = align_up(off, CACHE_LINE);
     off = res_off + (uint64_t)workers * ring_slots * sizeof(cpool__completion_t);
-    const uint64_t fn_off = align_up(off, CPOOL_CACHE_LINE);
-    off = fn_off + (uint64_t)CPOOL_MAX_FUNCTIONS * sizeof(cpool__fn_shared_t);
-    const uint64_t cancel_off = align_up(off, CPOOL_CACHE_LINE);
-    off = cancel_off + (uint64_t)CPOOL_MAX_JOBS * sizeof(uint32_t);
+    const uint64_t fn_off = align_up(off, CACHE_LINE);
+    off = fn_off + (uint64_t)MAX_FUNCTIONS * sizeof(cpool__fn_shared_t);
+    const uint64_t cancel_off = align_up(off, CACHE_LINE);
+    off = cancel_off + (uint64_t)MAX_JOBS * sizeof(uint32_t);
     const uint64_t arena_off = align_up(off, page);
     arena_bytes = align_up(arena_bytes, page);
     const uint64_t total = arena_off + arena_bytes;
@@ -61,11 +61,11 @@ int cpool__region_create(cpool__region_t *r, uint32_t workers, uint32_t ring_slo
     r->arena_bytes = arena_bytes;
 
     cpool__header_t *h = r->header;
-    h->magic = CPOOL_REGION_MAGIC;
-    h->version = CPOOL_LAYOUT_VERSION;
+    h->magic = REGION_MAGIC;
+    h->version = LAYOUT_VERSION;
     h->workers = workers;
     h->ring_slots = ring_slots;
-    h->max_functions = CPOOL_MAX_FUNCTIONS;
+    h->max_functions = MAX_FUNCTIONS;
     h->region_bytes = total;
     h->ctl_off = ctl_off;
     h->task_slots_off = task_off;

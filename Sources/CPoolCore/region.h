@@ -8,16 +8,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CPOOL_CACHE_LINE 64
-#define CPOOL_REGION_MAGIC 0x4c4f4f50435f5350ull /* "PS_CPOOL" little-endian */
-#define CPOOL_LAYOUT_VERSION 1u
-#define CPOOL_MAX_WORKERS 256u
-#define CPOOL_MAX_FUNCTIONS 256u
-#define CPOOL_MAX_JOBS 4096u
-#define CPOOL_MAX_ARGS 8u
-#define CPOOL_ARENA_ALIGN 64u
+#define CACHE_LINE 64
+#define REGION_MAGIC 0x4c4f4f50435f5350ull /* "PS_CPOOL" little-endian */
+#define LAYOUT_VERSION 1u
+#define MAX_WORKERS 256u
+#define MAX_FUNCTIONS 256u
+#define MAX_JOBS 4096u
+#define MAX_ARGS 8u
+#define ARENA_ALIGN 64u
 
-#define CPOOL_LINE _Alignas(CPOOL_CACHE_LINE)
+#define CACHE_ALIGNED _Alignas(CACHE_LINE)
 
 /* A task descriptor: a run of items of one job, 64 bytes, one per task-ring slot.
  * Offsets are relative to the arena so that a worker can bound-check them. */
@@ -51,28 +51,35 @@ _Static_assert(sizeof(cpool__completion_t) == 32, "completion is half a cache li
 
 /* What a worker is doing, written by the worker only. */
 enum {
-    CPOOL_PHASE_IDLE = 0, CPOOL_PHASE_RUNNING = 1, CPOOL_PHASE_PUBLISHING = 2,
-    CPOOL_PHASE_INIT = 3,    /* running the init hook */
-    CPOOL_PHASE_EXITING = 4, /* running the exit hook */
+    PHASE_IDLE = 0, PHASE_RUNNING = 1, PHASE_PUBLISHING = 2,
+    PHASE_INIT = 3,    /* running the init hook */
+    PHASE_EXITING = 4, /* running the exit hook */
+};
+
+/* What the parent asks of a worker through `stop`. */
+enum {
+    STOP_NONE = 0,
+    STOP_WHEN_DRAINED = 1, /* leave once the task ring is empty (close, join, lifespan) */
+    STOP_NOW = 2,          /* leave at once, without the exit hook (terminate, broken) */
 };
 
 /* One worker's control block. Each line has a single writer: the parent writes
  * `to_worker`, the worker writes `from_worker` and `state`. */
 typedef struct cpool__worker_ctl {
     struct {
-        CPOOL_LINE _Atomic uint64_t task_head; /* task ring: next position the parent fills */
+        CACHE_ALIGNED _Atomic uint64_t task_head; /* task ring: next position the parent fills */
         _Atomic uint64_t res_tail;  /* result ring: next position the parent reads */
         _Atomic uint32_t wake_seq;  /* futex word the worker sleeps on */
-        _Atomic uint32_t stop;      /* 1: leave after the ring is empty; 2: leave now */
+        _Atomic uint32_t stop;      /* STOP_* */
     } to_worker;
     struct {
-        CPOOL_LINE _Atomic uint64_t task_tail; /* task ring: next position the worker reads */
+        CACHE_ALIGNED _Atomic uint64_t task_tail; /* task ring: next position the worker reads */
         _Atomic uint64_t res_head;  /* result ring: next position the worker fills */
         _Atomic uint32_t sleeping;  /* 1 while the worker sleeps (or is about to) */
         uint32_t pad;
     } from_worker;
     struct {
-        CPOOL_LINE _Atomic uint64_t cur_seq;   /* task position being run; valid while phase != IDLE */
+        CACHE_ALIGNED _Atomic uint64_t cur_seq;   /* task position being run; valid while phase != IDLE */
         _Atomic uint64_t cur_item;  /* item within that task being run */
         _Atomic uint64_t items_done;/* items run by this process */
         _Atomic uint64_t phase_since_ns; /* when INIT or EXITING began (monotonic clock) */
@@ -84,7 +91,7 @@ typedef struct cpool__worker_ctl {
         uint32_t pad;
     } state;
 } cpool__worker_ctl_t;
-_Static_assert(sizeof(cpool__worker_ctl_t) == 3 * CPOOL_CACHE_LINE, "control block layout");
+_Static_assert(sizeof(cpool__worker_ctl_t) == 3 * CACHE_LINE, "control block layout");
 
 /* A registered function as every process sees it. Written once by the parent before
  * `count` is raised; never changed afterwards. */
@@ -97,7 +104,7 @@ typedef struct cpool__fn_shared {
     uint64_t fn_addr;      /* address in the registering process */
     uint64_t object_offset;/* fn_addr - object base, to find it after a fresh dlopen */
     uint64_t ctx;          /* batch functions: their context pointer */
-    uint32_t kind;         /* CPOOL_KIND_* (registry.h) */
+    uint32_t kind;         /* FN_KIND_* (registry.h) */
     uint32_t flags;
     uint32_t in_bytes;     /* one item's argument record; 0 for the bytes form */
     uint32_t out_bytes;    /* one item's result; 0 for the bytes form */
@@ -115,8 +122,8 @@ typedef struct cpool__header {
     uint64_t arena_bytes;
     uint32_t parent_pid;
     uint32_t pad0;
-    CPOOL_LINE _Atomic uint32_t fn_count;   /* functions published so far */
-    CPOOL_LINE _Atomic uint32_t results_seq;/* futex word parent threads sleep on */
+    CACHE_ALIGNED _Atomic uint32_t fn_count;   /* functions published so far */
+    CACHE_ALIGNED _Atomic uint32_t results_seq;/* futex word parent threads sleep on */
     _Atomic uint32_t parent_sleepers;      /* parent threads asleep on results_seq */
 } cpool__header_t;
 
@@ -127,8 +134,8 @@ typedef struct cpool__region {
     cpool__worker_ctl_t *ctl;          /* [workers] */
     cpool__task_t *task_slots;         /* [workers][ring_slots] */
     cpool__completion_t *res_slots;    /* [workers][ring_slots] */
-    cpool__fn_shared_t *functions;     /* [CPOOL_MAX_FUNCTIONS] */
-    _Atomic uint32_t *cancelled;       /* [CPOOL_MAX_JOBS]: the generation cancelled */
+    cpool__fn_shared_t *functions;     /* [MAX_FUNCTIONS] */
+    _Atomic uint32_t *cancelled;       /* [MAX_JOBS]: the generation cancelled */
     unsigned char *arena;
     uint64_t arena_bytes;
 } cpool__region_t;

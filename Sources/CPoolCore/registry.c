@@ -13,18 +13,18 @@ void cpool__registry_init(cpool__registry_t *r, cpool__region_t *region) {
 
 static ffi_type *ffi_type_of(cpool__type_t t) {
     switch (t) {
-    case CPOOL_T_VOID: return &ffi_type_void;
-    case CPOOL_T_I8: return &ffi_type_sint8;
-    case CPOOL_T_I16: return &ffi_type_sint16;
-    case CPOOL_T_I32: return &ffi_type_sint32;
-    case CPOOL_T_I64: return &ffi_type_sint64;
-    case CPOOL_T_U8: return &ffi_type_uint8;
-    case CPOOL_T_U16: return &ffi_type_uint16;
-    case CPOOL_T_U32: return &ffi_type_uint32;
-    case CPOOL_T_U64: case CPOOL_T_SIZE: return &ffi_type_uint64;
-    case CPOOL_T_F32: return &ffi_type_float;
-    case CPOOL_T_F64: return &ffi_type_double;
-    case CPOOL_T_CPTR: case CPOOL_T_PTR: return &ffi_type_pointer;
+    case TYPE_VOID: return &ffi_type_void;
+    case TYPE_I8: return &ffi_type_sint8;
+    case TYPE_I16: return &ffi_type_sint16;
+    case TYPE_I32: return &ffi_type_sint32;
+    case TYPE_I64: return &ffi_type_sint64;
+    case TYPE_U8: return &ffi_type_uint8;
+    case TYPE_U16: return &ffi_type_uint16;
+    case TYPE_U32: return &ffi_type_uint32;
+    case TYPE_U64: case TYPE_SIZE: return &ffi_type_uint64;
+    case TYPE_F32: return &ffi_type_float;
+    case TYPE_F64: return &ffi_type_double;
+    case TYPE_CPTR: case TYPE_PTR: return &ffi_type_pointer;
     }
     return NULL;
 }
@@ -47,7 +47,7 @@ static int resolve(cpool__fn_local_t *l, const cpool__fn_shared_t *s, int parent
     l->ctx = (void *)(uintptr_t)s->ctx;
     l->in_bytes = s->in_bytes;
     l->out_bytes = s->out_bytes;
-    if (s->kind != CPOOL_KIND_BATCH) {
+    if (s->kind != FN_KIND_BATCH) {
         int rc = cpool__signature_parse(s->signature, &l->sig);
         if (rc) return rc;
     }
@@ -78,14 +78,14 @@ static int resolve(cpool__fn_local_t *l, const cpool__fn_shared_t *s, int parent
             return CPOOL_E_NOT_IN_WORKER;
         }
     }
-    if (s->kind == CPOOL_KIND_SCALAR || s->kind == CPOOL_KIND_BYTES) {
+    if (s->kind == FN_KIND_SCALAR || s->kind == FN_KIND_BYTES) {
         for (unsigned i = 0; i < l->sig.nargs; i++)
             l->arg_types[i] = ffi_type_of((cpool__type_t)l->sig.args[i]);
         if (ffi_prep_cif(&l->cif, FFI_DEFAULT_ABI, l->sig.nargs,
                          ffi_type_of((cpool__type_t)l->sig.ret), l->arg_types) != FFI_OK)
             return CPOOL_E_SIGNATURE;
         l->use_direct = !(s->flags & CPOOL_REGISTER_NO_DIRECT) &&
-                        (l->sig.direct != CPOOL_DIRECT_NONE || l->sig.bytes_form);
+                        (l->sig.direct != DIRECT_NONE || l->sig.bytes_form);
     }
     l->state = 1;
     return 0;
@@ -107,19 +107,19 @@ int cpool__registry_add(cpool__registry_t *r, const char *name, const char *sign
     if (!name || !name[0]) return -EINVAL;
     if (cpool__registry_find(r, name) >= 0) return CPOOL_E_EXISTS;
     uint32_t id = atomic_load_explicit(&h->fn_count, memory_order_relaxed);
-    if (id >= CPOOL_MAX_FUNCTIONS) return CPOOL_E_FULL;
+    if (id >= MAX_FUNCTIONS) return CPOOL_E_FULL;
 
     cpool__fn_shared_t *s = &r->region->functions[id];
     memset(s, 0, sizeof *s);
     if (copy_name(s->name, sizeof s->name, name) || copy_name(s->library, sizeof s->library, library) ||
         copy_name(s->symbol, sizeof s->symbol, symbol))
         return -ENAMETOOLONG;
-    if (kind != CPOOL_KIND_BATCH) {
+    if (kind != FN_KIND_BATCH) {
         cpool__signature_t sig;
         int rc = cpool__signature_parse(signature, &sig);
         if (rc) return rc;
         memcpy(s->signature, signature, strlen(signature) + 1);
-        kind = sig.bytes_form ? CPOOL_KIND_BYTES : CPOOL_KIND_SCALAR;
+        kind = sig.bytes_form ? FN_KIND_BYTES : FN_KIND_SCALAR;
         in_bytes = sig.record_bytes;
         out_bytes = sig.result_bytes;
     }
@@ -148,7 +148,7 @@ int cpool__registry_add(cpool__registry_t *r, const char *name, const char *sign
 }
 
 const cpool__fn_local_t *cpool__registry_get(cpool__registry_t *r, uint32_t id, int *err) {
-    if (id >= CPOOL_MAX_FUNCTIONS) {
+    if (id >= MAX_FUNCTIONS) {
         *err = CPOOL_E_UNKNOWN_FUNCTION;
         return NULL;
     }
@@ -191,7 +191,7 @@ static float ld_f32(const unsigned char *p) { float v; load(&v, p, 4); return v;
 int cpool__fn_run(const cpool__fn_local_t *f, const unsigned char *in, size_t in_stride,
                   unsigned char *out, size_t out_stride, size_t count,
                   _Atomic uint64_t *cur, int64_t *detail) {
-    if (f->kind == CPOOL_KIND_BATCH) {
+    if (f->kind == FN_KIND_BATCH) {
         cpool_batch_fn_t fn = (cpool_batch_fn_t)f->fn;
         int64_t rc = fn(f->ctx, in, in_stride, out, out_stride, count,
                         (volatile size_t *)(void *)cur);
@@ -201,14 +201,14 @@ int cpool__fn_run(const cpool__fn_local_t *f, const unsigned char *in, size_t in
         }
         return 0;
     }
-    if (f->kind == CPOOL_KIND_BYTES) {
+    if (f->kind == FN_KIND_BYTES) {
         for (size_t i = 0; i < count; i++) {
             atomic_store_explicit(cur, i, memory_order_relaxed);
             const void *a = in + i * in_stride;
             void *o = out + i * out_stride;
             int64_t rc = 0;
             if (f->use_direct) {
-                if (f->sig.ret == CPOOL_T_VOID)
+                if (f->sig.ret == TYPE_VOID)
                     ((void (*)(const void *, size_t, void *, size_t))f->fn)(a, in_stride, o, out_stride);
                 else
                     rc = ((int64_t (*)(const void *, size_t, void *, size_t))f->fn)(a, in_stride, o, out_stride);
@@ -217,7 +217,7 @@ int cpool__fn_run(const cpool__fn_local_t *f, const unsigned char *in, size_t in
                 void *av[4] = {&a, &in_len, &o, &out_len};
                 ffi_arg ret = 0;
                 ffi_call((ffi_cif *)&f->cif, FFI_FN(f->fn), &ret, av);
-                if (f->sig.ret != CPOOL_T_VOID) rc = (int64_t)ret;
+                if (f->sig.ret != TYPE_VOID) rc = (int64_t)ret;
             }
             if (rc < 0) {
                 *detail = rc;
@@ -228,29 +228,29 @@ int cpool__fn_run(const cpool__fn_local_t *f, const unsigned char *in, size_t in
     }
     if (f->use_direct) {
         switch ((cpool__direct_t)f->sig.direct) {
-        case CPOOL_DIRECT_I64_I64:
+        case DIRECT_I64_I64:
             DIRECT_LOOP(int64_t, ((int64_t (*)(int64_t))f->fn)(ld_i64(a)));
             return 0;
-        case CPOOL_DIRECT_I64_I64_I64:
+        case DIRECT_I64_I64_I64:
             DIRECT_LOOP(int64_t, ((int64_t (*)(int64_t, int64_t))f->fn)(ld_i64(a), ld_i64(a + 8)));
             return 0;
-        case CPOOL_DIRECT_F64_F64:
+        case DIRECT_F64_F64:
             DIRECT_LOOP(double, ((double (*)(double))f->fn)(ld_f64(a)));
             return 0;
-        case CPOOL_DIRECT_F64_F64_F64:
+        case DIRECT_F64_F64_F64:
             DIRECT_LOOP(double, ((double (*)(double, double))f->fn)(ld_f64(a), ld_f64(a + 8)));
             return 0;
-        case CPOOL_DIRECT_I32_I32:
+        case DIRECT_I32_I32:
             DIRECT_LOOP(int32_t, ((int32_t (*)(int32_t))f->fn)(ld_i32(a)));
             return 0;
-        case CPOOL_DIRECT_F32_F32:
+        case DIRECT_F32_F32:
             DIRECT_LOOP(float, ((float (*)(float))f->fn)(ld_f32(a)));
             return 0;
-        case CPOOL_DIRECT_NONE:
+        case DIRECT_NONE:
             break;
         }
     }
-    void *av[CPOOL_MAX_ARGS];
+    void *av[MAX_ARGS];
     const size_t nargs = f->sig.nargs, rbytes = f->sig.result_bytes;
     for (size_t i = 0; i < count; i++) {
         atomic_store_explicit(cur, i, memory_order_relaxed);

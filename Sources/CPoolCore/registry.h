@@ -16,7 +16,7 @@
 #include "region.h"
 #include "signature.h"
 
-enum { CPOOL_KIND_SCALAR = 1, CPOOL_KIND_BYTES = 2, CPOOL_KIND_BATCH = 3 };
+enum { FN_KIND_SCALAR = 1, FN_KIND_BYTES = 2, FN_KIND_BATCH = 3 };
 
 typedef struct cpool__fn_local {
     int32_t state;  /* 0: not resolved yet; 1: ready; < 0: the error resolving it */
@@ -27,12 +27,12 @@ typedef struct cpool__fn_local {
     void *fn;
     void *ctx;
     ffi_cif cif;
-    ffi_type *arg_types[CPOOL_MAX_ARGS];
+    ffi_type *arg_types[MAX_ARGS];
 } cpool__fn_local_t;
 
 typedef struct cpool__registry {
     cpool__region_t *region;
-    cpool__fn_local_t local[CPOOL_MAX_FUNCTIONS];
+    cpool__fn_local_t local[MAX_FUNCTIONS];
 } cpool__registry_t;
 
 void cpool__registry_init(cpool__registry_t *r, cpool__region_t *region);

@@ -11,31 +11,31 @@ static const struct {
     const char *name;
     cpool__type_t type;
 } type_names[] = {
-    {"void", CPOOL_T_VOID},
-    {"int8_t", CPOOL_T_I8},     {"i8", CPOOL_T_I8},       {"signed char", CPOOL_T_I8},
-    {"int16_t", CPOOL_T_I16},   {"i16", CPOOL_T_I16},     {"short", CPOOL_T_I16},
-    {"int32_t", CPOOL_T_I32},   {"i32", CPOOL_T_I32},     {"int", CPOOL_T_I32},
-    {"int64_t", CPOOL_T_I64},   {"i64", CPOOL_T_I64},     {"long", CPOOL_T_I64},
-    {"long long", CPOOL_T_I64}, {"ssize_t", CPOOL_T_I64},
-    {"uint8_t", CPOOL_T_U8},    {"u8", CPOOL_T_U8},       {"unsigned char", CPOOL_T_U8},
-    {"uint16_t", CPOOL_T_U16},  {"u16", CPOOL_T_U16},     {"unsigned short", CPOOL_T_U16},
-    {"uint32_t", CPOOL_T_U32},  {"u32", CPOOL_T_U32},     {"unsigned", CPOOL_T_U32},
-    {"unsigned int", CPOOL_T_U32},
-    {"uint64_t", CPOOL_T_U64},  {"u64", CPOOL_T_U64},     {"unsigned long", CPOOL_T_U64},
-    {"unsigned long long", CPOOL_T_U64},
-    {"float", CPOOL_T_F32},     {"f32", CPOOL_T_F32},
-    {"double", CPOOL_T_F64},    {"f64", CPOOL_T_F64},
-    {"size_t", CPOOL_T_SIZE},
-    {"const void*", CPOOL_T_CPTR}, {"void const*", CPOOL_T_CPTR},
-    {"void*", CPOOL_T_PTR},
+    {"void", TYPE_VOID},
+    {"int8_t", TYPE_I8},     {"i8", TYPE_I8},       {"signed char", TYPE_I8},
+    {"int16_t", TYPE_I16},   {"i16", TYPE_I16},     {"short", TYPE_I16},
+    {"int32_t", TYPE_I32},   {"i32", TYPE_I32},     {"int", TYPE_I32},
+    {"int64_t", TYPE_I64},   {"i64", TYPE_I64},     {"long", TYPE_I64},
+    {"long long", TYPE_I64}, {"ssize_t", TYPE_I64},
+    {"uint8_t", TYPE_U8},    {"u8", TYPE_U8},       {"unsigned char", TYPE_U8},
+    {"uint16_t", TYPE_U16},  {"u16", TYPE_U16},     {"unsigned short", TYPE_U16},
+    {"uint32_t", TYPE_U32},  {"u32", TYPE_U32},     {"unsigned", TYPE_U32},
+    {"unsigned int", TYPE_U32},
+    {"uint64_t", TYPE_U64},  {"u64", TYPE_U64},     {"unsigned long", TYPE_U64},
+    {"unsigned long long", TYPE_U64},
+    {"float", TYPE_F32},     {"f32", TYPE_F32},
+    {"double", TYPE_F64},    {"f64", TYPE_F64},
+    {"size_t", TYPE_SIZE},
+    {"const void*", TYPE_CPTR}, {"void const*", TYPE_CPTR},
+    {"void*", TYPE_PTR},
 };
 
 size_t cpool__type_size(cpool__type_t t) {
     switch (t) {
-    case CPOOL_T_VOID: return 0;
-    case CPOOL_T_I8: case CPOOL_T_U8: return 1;
-    case CPOOL_T_I16: case CPOOL_T_U16: return 2;
-    case CPOOL_T_I32: case CPOOL_T_U32: case CPOOL_T_F32: return 4;
+    case TYPE_VOID: return 0;
+    case TYPE_I8: case TYPE_U8: return 1;
+    case TYPE_I16: case TYPE_U16: return 2;
+    case TYPE_I32: case TYPE_U32: case TYPE_F32: return 4;
     default: return 8;
     }
 }
@@ -73,27 +73,27 @@ static int lookup(const char *tok, cpool__type_t *out) {
     return -1;
 }
 
-static int is_scalar(cpool__type_t t) { return t != CPOOL_T_VOID && t < CPOOL_T_CPTR; }
+static int is_scalar(cpool__type_t t) { return t != TYPE_VOID && t < TYPE_CPTR; }
 
 static cpool__direct_t direct_kind(const cpool__signature_t *s) {
     /* Same width and class of integer share a calling convention on the ABIs Linux
      * runs on, so u64(u64) may take the i64(i64) path. */
-#define IS64(t) ((t) == CPOOL_T_I64 || (t) == CPOOL_T_U64 || (t) == CPOOL_T_SIZE)
-#define IS32(t) ((t) == CPOOL_T_I32 || (t) == CPOOL_T_U32)
-    if (s->nargs == 1 && IS64(s->ret) && IS64(s->args[0])) return CPOOL_DIRECT_I64_I64;
+#define IS64(t) ((t) == TYPE_I64 || (t) == TYPE_U64 || (t) == TYPE_SIZE)
+#define IS32(t) ((t) == TYPE_I32 || (t) == TYPE_U32)
+    if (s->nargs == 1 && IS64(s->ret) && IS64(s->args[0])) return DIRECT_I64_I64;
     if (s->nargs == 2 && IS64(s->ret) && IS64(s->args[0]) && IS64(s->args[1]))
-        return CPOOL_DIRECT_I64_I64_I64;
-    if (s->nargs == 1 && s->ret == CPOOL_T_F64 && s->args[0] == CPOOL_T_F64)
-        return CPOOL_DIRECT_F64_F64;
-    if (s->nargs == 2 && s->ret == CPOOL_T_F64 && s->args[0] == CPOOL_T_F64 &&
-        s->args[1] == CPOOL_T_F64)
-        return CPOOL_DIRECT_F64_F64_F64;
-    if (s->nargs == 1 && IS32(s->ret) && IS32(s->args[0])) return CPOOL_DIRECT_I32_I32;
-    if (s->nargs == 1 && s->ret == CPOOL_T_F32 && s->args[0] == CPOOL_T_F32)
-        return CPOOL_DIRECT_F32_F32;
+        return DIRECT_I64_I64_I64;
+    if (s->nargs == 1 && s->ret == TYPE_F64 && s->args[0] == TYPE_F64)
+        return DIRECT_F64_F64;
+    if (s->nargs == 2 && s->ret == TYPE_F64 && s->args[0] == TYPE_F64 &&
+        s->args[1] == TYPE_F64)
+        return DIRECT_F64_F64_F64;
+    if (s->nargs == 1 && IS32(s->ret) && IS32(s->args[0])) return DIRECT_I32_I32;
+    if (s->nargs == 1 && s->ret == TYPE_F32 && s->args[0] == TYPE_F32)
+        return DIRECT_F32_F32;
 #undef IS64
 #undef IS32
-    return CPOOL_DIRECT_NONE;
+    return DIRECT_NONE;
 }
 
 int cpool__signature_parse(const char *text, cpool__signature_t *out) {
@@ -122,8 +122,8 @@ int cpool__signature_parse(const char *text, cpool__signature_t *out) {
         for (;;) {
             const char *comma = memchr(p, ',', (size_t)(close - p));
             const char *stop = comma ? comma : close;
-            if (s.nargs == CPOOL_MAX_ARGS) return CPOOL_E_SIGNATURE;
-            if (normalize(p, stop, tok) != 0 || lookup(tok, &t) != 0 || t == CPOOL_T_VOID)
+            if (s.nargs == MAX_ARGS) return CPOOL_E_SIGNATURE;
+            if (normalize(p, stop, tok) != 0 || lookup(tok, &t) != 0 || t == TYPE_VOID)
                 return CPOOL_E_SIGNATURE;
             s.args[s.nargs++] = (uint8_t)t;
             if (!comma) break;
@@ -131,16 +131,16 @@ int cpool__signature_parse(const char *text, cpool__signature_t *out) {
         }
     }
 
-    if (s.nargs == 4 && (s.args[0] == CPOOL_T_CPTR || s.args[0] == CPOOL_T_PTR) &&
-        s.args[1] == CPOOL_T_SIZE && s.args[2] == CPOOL_T_PTR && s.args[3] == CPOOL_T_SIZE) {
-        if (s.ret != CPOOL_T_VOID && s.ret != CPOOL_T_I64) return CPOOL_E_SIGNATURE;
+    if (s.nargs == 4 && (s.args[0] == TYPE_CPTR || s.args[0] == TYPE_PTR) &&
+        s.args[1] == TYPE_SIZE && s.args[2] == TYPE_PTR && s.args[3] == TYPE_SIZE) {
+        if (s.ret != TYPE_VOID && s.ret != TYPE_I64) return CPOOL_E_SIGNATURE;
         s.bytes_form = 1;
         *out = s;
         return 0;
     }
 
     /* Scalar form: pointers would point into the caller's private memory. */
-    if (s.ret != CPOOL_T_VOID && !is_scalar((cpool__type_t)s.ret)) return CPOOL_E_SIGNATURE;
+    if (s.ret != TYPE_VOID && !is_scalar((cpool__type_t)s.ret)) return CPOOL_E_SIGNATURE;
     size_t off = 0, max_align = 1;
     for (unsigned i = 0; i < s.nargs; i++) {
         if (!is_scalar((cpool__type_t)s.args[i])) return CPOOL_E_SIGNATURE;

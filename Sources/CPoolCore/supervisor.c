@@ -14,9 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "futex.h"
-#include "pool.h"
-#include "ring.h"
+#include "completion.h"
+#include "job.h"
+#include "supervisor.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -52,154 +52,9 @@ static int spawn(cpool__pool_t *p, uint32_t w) {
     return 0;
 }
 
-/* Ends every task left in w's ring with code (nobody will run them). */
-static void flush_ring(cpool__pool_t *p, uint32_t w, int code) {
-    cpool__worker_ctl_t *c = &p->region.ctl[w];
-    uint64_t tail = atomic_load(&c->from_worker.task_tail);
-    const uint64_t head = atomic_load(&c->to_worker.task_head);
-    for (; tail != head; tail++) {
-        cpool__task_t t;
-        cpool_job_t *job = cpool__job_of_task(p, w, tail, &t);
-        atomic_store(&c->from_worker.task_tail, tail + 1);
-        if (job) cpool__end_items(p, job, t.chunk, t.first, t.count, code, 0, w);
-    }
-}
-
-/* Settles what the dead process of slot w was doing. Locks held: p->lock.
- * The process is dead, so the parent may act as the consumer of its task ring and
- * rewrite the slot at the tail: each index keeps a single writer at any time. */
-/* How a process ended: from waitid when the parent collected it, else from what the
- * worker wrote before its own _exit, else unknown (the host reaped a process that
- * died without a word: a crash, or an exit inside a task). */
-typedef struct ending {
-    int signaled, status, known;
-} ending_t;
-
-static ending_t ending_of(const cpool__worker_ctl_t *c, const siginfo_t *si) {
-    if (si) return (ending_t){si->si_code == CLD_KILLED || si->si_code == CLD_DUMPED, si->si_status, 1};
-    uint32_t leaving = atomic_load(&c->state.leaving);
-    if (leaving) return (ending_t){0, (int)leaving - 1, 1};
-    return (ending_t){0, 0, 0};
-}
-
-static void settle_death(cpool__pool_t *p, uint32_t w, const siginfo_t *si) {
-    cpool__worker_t *ws = &p->w[w];
-    cpool__worker_ctl_t *c = &p->region.ctl[w];
-    cpool__progress(p); /* everything it published before dying */
-
-    const ending_t how = ending_of(c, si);
-    const int signaled = how.signaled;
-    const int status = how.status;
-    const int init_ok = atomic_load(&c->state.init_ok);
-    const int graceful = how.known && !signaled && status == 0;
-    const int recycled = how.known && !signaled && status == CPOOL_EXIT_RECYCLED;
-    const int hook_timeout = ws->kill_reason == CPOOL_KILL_HOOK_TIMEOUT;
-    const int by_us = (ws->kill_reason != CPOOL_KILL_NONE && !hook_timeout) ||
-                      p->state == CPOOL_TERMINATED || atomic_load(&c->to_worker.stop) == 2;
-    if (recycled) {
-        ws->recycles++;
-    } else if (!graceful && !by_us) {
-        ws->crashes++;
-        if (!init_ok && ++p->init_failures >= CPOOL_MAX_INIT_FAILURES && !p->broken)
-            p->broken = CPOOL_E_WORKER_INIT;
-    }
-    if (init_ok) p->init_failures = 0;
-
-    const uint64_t tail = atomic_load(&c->from_worker.task_tail);
-    const uint64_t head = atomic_load(&c->to_worker.task_head);
-    const uint32_t phase = atomic_load(&c->state.phase);
-    const uint64_t cur_seq = atomic_load(&c->state.cur_seq);
-    const uint64_t cur_item = atomic_load(&c->state.cur_item);
-    /* A process that died in its init or exit hook was running no task. */
-    const int in_task = phase == CPOOL_PHASE_RUNNING || phase == CPOOL_PHASE_PUBLISHING;
-    if (tail != head && in_task && cur_seq == tail) {
-        cpool__task_t t;
-        cpool_job_t *job = cpool__job_of_task(p, w, tail, &t);
-        cpool__chunk_t *ch = (job && t.chunk < job->window) ? &job->chunks[t.chunk] : NULL;
-        if (ch && ch->in_use) {
-            const uint64_t end = (uint64_t)t.first + t.count;
-            uint64_t done_end = t.first + (cur_item < t.count ? cur_item : t.count);
-            if (ch->reported < done_end)
-                cpool__end_items(p, job, t.chunk, ch->reported, (uint32_t)(done_end - ch->reported), 0, 0, w);
-            uint64_t rest = done_end;
-            if (phase == CPOOL_PHASE_RUNNING && done_end < end && done_end >= ch->reported) {
-                const int targeted = ws->kill_reason != CPOOL_KILL_NONE &&
-                                     ws->kill_seq == cur_seq && ws->kill_item == cur_item;
-                int code = 0, detail = 0;
-                if (job->cancelled) {
-                    code = CPOOL_E_CANCELLED;
-                } else if (targeted && ws->kill_reason == CPOOL_KILL_TIMEOUT) {
-                    code = CPOOL_E_TASK_TIMEOUT;
-                } else if (ws->kill_reason == CPOOL_KILL_NONE) {
-                    code = CPOOL_E_CRASHED;
-                    detail = !how.known ? CPOOL_DETAIL_UNKNOWN : signaled ? status : 1000 + status;
-                    /* The retry policy: the same item crashing again spends a retry. */
-                    uint32_t item = (uint32_t)done_end;
-                    if (ch->retry_item != item) {
-                        ch->retry_item = item;
-                        ch->retries = 0;
-                    }
-                    if (ch->retries < p->opts.crash_retries) {
-                        ch->retries++;
-                        code = 0; /* run it again */
-                    }
-                } /* else: killed for another task's sake, innocent: run it again */
-                if (code) {
-                    cpool__end_items(p, job, t.chunk, (uint32_t)done_end, 1, code, detail, w);
-                    rest = done_end + 1;
-                }
-            }
-            if (ch->in_use && ch->reported > rest) rest = ch->reported;
-            if (ch->in_use && rest < end) {
-                /* The replacement goes on with the rest of this task. */
-                cpool__task_t *slot = &cpool__task_ring(&p->region, w)[cpool__ring_index(tail, p->region.header->ring_slots)];
-                uint64_t skip = rest - t.first;
-                t.in_off += skip * t.in_stride;
-                t.out_off += skip * t.out_stride;
-                t.first = (uint32_t)rest;
-                t.count = (uint32_t)(end - rest);
-                *slot = t;
-            } else {
-                atomic_store(&c->from_worker.task_tail, tail + 1);
-            }
-        } else {
-            atomic_store(&c->from_worker.task_tail, tail + 1);
-        }
-    }
-
-    /* Items the process ran before it died in the middle of a run are counted here:
-     * it counts a run only when it publishes it (see worker.c). */
-    ws->items_before += atomic_load(&c->state.items_done);
-    if (in_task && phase == CPOOL_PHASE_RUNNING) ws->items_before += cur_item;
-    atomic_store(&c->state.items_done, 0);
-    atomic_store(&c->state.phase, CPOOL_PHASE_IDLE);
-    atomic_store(&c->state.cur_item, 0);
-    atomic_store(&c->state.init_ok, 0);
-    atomic_store(&c->state.leaving, 0);
-    atomic_store(&c->from_worker.sleeping, 0);
-    ws->kill_reason = CPOOL_KILL_NONE;
-    ws->kill_deadline_ns = 0;
-    ws->pid = 0;
-    close(ws->pidfd);
-    ws->pidfd = -1;
-
-    const int stopping = atomic_load(&c->to_worker.stop) != 0;
-    if (p->broken) {
-        flush_ring(p, w, p->broken);
-    } else if (p->state == CPOOL_TERMINATED) {
-        flush_ring(p, w, CPOOL_E_CANCELLED);
-    } else if (p->paused && graceful) {
-        /* stopped by cpool_stop_workers: cpool_start_workers forks the next one */
-    } else if (stopping && atomic_load(&c->from_worker.task_tail) == atomic_load(&c->to_worker.task_head)) {
-        /* left because the pool closed and its ring is empty: no replacement */
-    } else {
-        ws->respawn = 1;
-    }
-}
-
 void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, uint64_t seq, uint64_t item) {
     cpool__worker_t *ws = &p->w[w];
-    if (!ws->pid || ws->kill_reason != CPOOL_KILL_NONE) return;
+    if (!ws->pid || ws->kill_reason != KILL_NONE) return;
     ws->kill_reason = reason;
     ws->kill_seq = seq;
     ws->kill_item = item;
@@ -224,13 +79,13 @@ static void watch_timeouts(cpool__pool_t *p, uint64_t now) {
             ws->kill_deadline_ns = 0;
         }
         const uint32_t phase = atomic_load(&c->state.phase);
-        if (ws->pid && ws->kill_reason == CPOOL_KILL_NONE &&
-            (phase == CPOOL_PHASE_INIT || phase == CPOOL_PHASE_EXITING)) {
-            uint64_t limit = phase == CPOOL_PHASE_INIT ? p->opts.init_timeout_ns : p->opts.exit_timeout_ns;
+        if (ws->pid && ws->kill_reason == KILL_NONE &&
+            (phase == PHASE_INIT || phase == PHASE_EXITING)) {
+            uint64_t limit = phase == PHASE_INIT ? p->opts.init_timeout_ns : p->opts.exit_timeout_ns;
             if (limit && now - atomic_load(&c->state.phase_since_ns) >= limit)
-                cpool__kill_worker(p, w, CPOOL_KILL_HOOK_TIMEOUT, 0, 0);
+                cpool__kill_worker(p, w, KILL_HOOK_TIMEOUT, 0, 0);
         }
-        if (!ws->pid || ws->kill_reason != CPOOL_KILL_NONE || phase != CPOOL_PHASE_RUNNING) {
+        if (!ws->pid || ws->kill_reason != KILL_NONE || phase != PHASE_RUNNING) {
             ws->seen_valid = 0;
             continue;
         }
@@ -246,7 +101,7 @@ static void watch_timeouts(cpool__pool_t *p, uint64_t now) {
         cpool_job_t *job = cpool__job_of_task(p, w, seq, &t);
         if (!job || !job->timeout_ns || now - ws->seen_ns < job->timeout_ns) continue;
         ws->timeouts++;
-        cpool__kill_worker(p, w, CPOOL_KILL_TIMEOUT, seq, item);
+        cpool__kill_worker(p, w, KILL_TIMEOUT, seq, item);
     }
 }
 
@@ -268,13 +123,70 @@ static int watch_period_ms(cpool__pool_t *p) {
     return (int)ms;
 }
 
-static void *supervise(void *arg) {
-    cpool__pool_t *p = arg;
-    /* Block the signals a host may route to any thread; this thread only polls. */
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
+/* Settles every worker whose pidfd polled readable. Returns 1 when any died.
+ * Locks held: p->lock. */
+static int collect_deaths(cpool__pool_t *p, const struct pollfd *fds, const uint32_t *slot_of,
+                          nfds_t n) {
+    int changed = 0;
+    for (nfds_t i = 1; i < n; i++) {
+        if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
+        uint32_t w = slot_of[i];
+        /* A readable pidfd means the process has exited. Collect its status; a host
+         * that ignores SIGCHLD or reaps every child itself leaves none (ECHILD), and
+         * the death is settled all the same. */
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        int rc = waitid((idtype_t)P_PIDFD, (id_t)p->w[w].pidfd, &si, WEXITED | WNOHANG);
+        if (rc == 0 && si.si_pid == 0) continue; /* not yet a zombie */
+        cpool__settle_death(p, w, rc == 0 ? &si : NULL);
+        changed = 1;
+    }
+    return changed;
+}
 
+/* The pool cannot run anything: stop every worker and fail what is left.
+ * Locks held: p->lock. */
+static void stop_broken_pool(cpool__pool_t *p) {
+    for (uint32_t w = 0; w < p->workers; w++) {
+        atomic_store(&p->region.ctl[w].to_worker.stop, STOP_NOW);
+        if (p->w[w].pid) cpool__signal_worker(p, w, SIGKILL);
+        else cpool__flush_ring(p, w, p->broken);
+    }
+    cpool__fail_all_jobs(p, p->broken);
+}
+
+/* The slots due a replacement process, into due[]; returns how many.
+ * Locks held: p->lock. */
+static uint32_t replacements_due(cpool__pool_t *p, uint32_t *due) {
+    uint32_t n = 0;
+    if (p->broken || p->state == POOL_TERMINATED) return 0;
+    for (uint32_t w = 0; w < p->workers; w++) {
+        if (!p->w[w].respawn || p->w[w].pid) continue;
+        if (!p->paused && p->state == POOL_OPEN)
+            atomic_store(&p->region.ctl[w].to_worker.stop, STOP_NONE); /* after a stop */
+        due[n++] = w;
+    }
+    return n;
+}
+
+/* Forks a replacement for slot w. Locks held: none. */
+static void replace(cpool__pool_t *p, uint32_t w) {
+    int rc = spawn(p, w);
+    pthread_mutex_lock(&p->lock);
+    if (rc == 0) {
+        p->w[w].restarts++;
+    } else {
+        /* No process to be had (fork failed): the slot stays empty, and whoever waits
+         * for it learns why. */
+        p->w[w].respawn = 0;
+        p->start_error = rc;
+        pthread_cond_broadcast(&p->changed);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Forks the first workers and tells cpool__supervisor_start how that went. */
+static void start_workers(cpool__pool_t *p) {
     int err = 0;
     for (uint32_t w = 0; w < p->workers && !err; w++) err = spawn(p, w);
     pthread_mutex_lock(&p->lock);
@@ -282,86 +194,58 @@ static void *supervise(void *arg) {
     p->started = 1;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
+}
 
-    struct pollfd *fds = calloc(p->workers + 1, sizeof *fds);
-    uint32_t *slot_of = calloc(p->workers + 1, sizeof *slot_of);
-    if (!fds || !slot_of) abort(); /* a few hundred bytes; nothing sensible to do */
+/* The pollfds to watch: the event fd, then each living worker's pidfd (slot_of maps
+ * an entry back to its slot). Locks held: p->lock. */
+static nfds_t watch_list(cpool__pool_t *p, struct pollfd *fds, uint32_t *slot_of) {
+    nfds_t n = 0;
+    fds[n++] = (struct pollfd){p->event_fd, POLLIN, 0};
+    for (uint32_t w = 0; w < p->workers; w++) {
+        if (p->w[w].pidfd < 0) continue;
+        slot_of[n] = w;
+        fds[n++] = (struct pollfd){p->w[w].pidfd, POLLIN, 0};
+    }
+    return n;
+}
+
+static void *supervise(void *arg) {
+    cpool__pool_t *p = arg;
+    /* Block the signals a host may route to any thread; this thread only polls. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    start_workers(p);
+
+    struct pollfd fds[MAX_WORKERS + 1];
+    uint32_t slot_of[MAX_WORKERS + 1];
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        nfds_t n = 0;
-        fds[n++] = (struct pollfd){p->event_fd, POLLIN, 0};
-        for (uint32_t w = 0; w < p->workers; w++) {
-            if (p->w[w].pidfd < 0) continue;
-            slot_of[n] = w;
-            fds[n++] = (struct pollfd){p->w[w].pidfd, POLLIN, 0};
-        }
-        int period = watch_period_ms(p);
-        int quit = !p->supervisor_running;
+        const nfds_t n = watch_list(p, fds, slot_of);
+        const int period = watch_period_ms(p);
+        const int quit = !p->supervisor_running;
         pthread_mutex_unlock(&p->lock);
         if (quit) break;
 
-        int rc = poll(fds, n, period);
-        if (rc < 0 && errno != EINTR) break;
+        if (poll(fds, n, period) < 0 && errno != EINTR) break;
         if (fds[0].revents & POLLIN) {
             uint64_t v;
             if (read(p->event_fd, &v, sizeof v) < 0) { /* nothing: it only wakes us */ }
         }
         pthread_mutex_lock(&p->lock);
-        int changed = 0;
-        for (nfds_t i = 1; i < n; i++) {
-            if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
-            uint32_t w = slot_of[i];
-            /* A readable pidfd means the process has exited. Collect its status; a host
-             * that ignores SIGCHLD or reaps every child itself leaves none (ECHILD), and
-             * the death is settled all the same. */
-            siginfo_t si;
-            memset(&si, 0, sizeof si);
-            int rc = waitid((idtype_t)P_PIDFD, (id_t)p->w[w].pidfd, &si, WEXITED | WNOHANG);
-            if (rc == 0 && si.si_pid == 0) continue; /* not yet a zombie */
-            settle_death(p, w, rc == 0 ? &si : NULL);
-            changed = 1;
-        }
-        if (changed && p->broken) {
-            /* The pool cannot run anything: stop the others and fail what is left. */
-            for (uint32_t w = 0; w < p->workers; w++) {
-                atomic_store(&p->region.ctl[w].to_worker.stop, 2);
-                if (p->w[w].pid) cpool__signal_worker(p, w, SIGKILL);
-                else flush_ring(p, w, p->broken);
-            }
-            cpool__fail_all_jobs(p, p->broken);
-        }
+        const int changed = collect_deaths(p, fds, slot_of, n);
+        if (changed && p->broken) stop_broken_pool(p);
         if (period >= 0) watch_timeouts(p, cpool__now_ns());
         if (changed) {
             cpool__progress(p);
             pthread_cond_broadcast(&p->changed);
         }
-        uint32_t due[CPOOL_MAX_WORKERS];
-        uint32_t ndue = 0;
-        for (uint32_t w = 0; w < p->workers; w++)
-            if (p->w[w].respawn && !p->broken && p->state != CPOOL_TERMINATED && !p->w[w].pid) {
-                if (!p->paused && p->state == CPOOL_OPEN)
-                    atomic_store(&p->region.ctl[w].to_worker.stop, 0); /* after a stop */
-                due[ndue++] = w;
-            }
+        uint32_t due[MAX_WORKERS];
+        const uint32_t ndue = replacements_due(p, due);
         pthread_mutex_unlock(&p->lock);
         if (changed) cpool__wake_waiters(p);
-        for (uint32_t i = 0; i < ndue; i++) {
-            int rc = spawn(p, due[i]);
-            pthread_mutex_lock(&p->lock);
-            if (rc == 0) {
-                p->w[due[i]].restarts++;
-            } else {
-                /* No process to be had (fork failed): the slot stays empty, and whoever
-                 * waits for it learns why. */
-                p->w[due[i]].respawn = 0;
-                p->start_error = rc;
-                pthread_cond_broadcast(&p->changed);
-            }
-            pthread_mutex_unlock(&p->lock);
-        }
+        for (uint32_t i = 0; i < ndue; i++) replace(p, due[i]);
     }
-    free(fds);
-    free(slot_of);
     return NULL;
 }
 

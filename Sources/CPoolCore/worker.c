@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "futex.h"
-#include "pool.h"
 #include "ring.h"
+#include "supervisor.h"
 
 /* How long a sleeping worker waits before it checks that its parent still lives.
  * PR_SET_PDEATHSIG does the real work; this only backs it up. */
@@ -61,13 +61,7 @@ static void publish(const worker_ctx_t *w, const cpool__task_t *t, uint32_t firs
     c->detail = detail;
     c->reserved = 0;
     cpool__ring_publish(&w->ctl->from_worker.res_head, pos);
-    /* Dekker with the parent's sleep: our head store against its sleepers count. */
-    atomic_thread_fence(memory_order_seq_cst);
-    cpool__header_t *h = w->r->header;
-    if (atomic_load_explicit(&h->parent_sleepers, memory_order_relaxed)) {
-        atomic_fetch_add_explicit(&h->results_seq, 1, memory_order_release);
-        cpool__futex_wake_all(&h->results_seq);
-    }
+    cpool__wake_waiters(w->pool);
 }
 
 /* Waits until the task ring holds a task (returns its position) or the worker is
@@ -79,7 +73,7 @@ static uint64_t next_task(const worker_ctx_t *w) {
     for (;;) {
         uint64_t pos = cpool__ring_peek(&ctl->to_worker.task_head, &ctl->from_worker.task_tail);
         uint32_t stop = atomic_load_explicit(&ctl->to_worker.stop, memory_order_acquire);
-        if (stop == 2) return UINT64_MAX;
+        if (stop == STOP_NOW) return UINT64_MAX;
         if (pos != UINT64_MAX) return pos;
         if (stop) return UINT64_MAX;
         if (!started) {
@@ -117,21 +111,21 @@ static void run_task(const worker_ctx_t *w, uint64_t pos) {
     cpool__task_t *slot = &w->tasks[cpool__ring_index(pos, w->capacity)];
     atomic_store_explicit(&ctl->state.cur_item, 0, memory_order_relaxed);
     atomic_store_explicit(&ctl->state.cur_seq, pos, memory_order_relaxed);
-    atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_RUNNING, memory_order_release);
+    atomic_store_explicit(&ctl->state.phase, PHASE_RUNNING, memory_order_release);
 
     cpool__task_t t = *slot;
     int err = 0;
     const cpool__fn_local_t *f = NULL;
-    if (atomic_load_explicit(&w->r->cancelled[t.job_slot % CPOOL_MAX_JOBS],
+    if (atomic_load_explicit(&w->r->cancelled[t.job_slot % MAX_JOBS],
                              memory_order_acquire) == t.job_gen) {
         err = CPOOL_E_CANCELLED;
     } else if ((f = cpool__registry_get(&w->pool->registry, t.fn, &err)) != NULL) {
-        if (!extent_ok(w->r, t.in_off, t.in_stride, t.count, f->kind == CPOOL_KIND_BYTES ? t.in_stride : f->in_bytes) ||
-            !extent_ok(w->r, t.out_off, t.out_stride, t.count, f->kind == CPOOL_KIND_BYTES ? t.out_stride : f->out_bytes))
+        if (!extent_ok(w->r, t.in_off, t.in_stride, t.count, f->kind == FN_KIND_BYTES ? t.in_stride : f->in_bytes) ||
+            !extent_ok(w->r, t.out_off, t.out_stride, t.count, f->kind == FN_KIND_BYTES ? t.out_stride : f->out_bytes))
             err = -EFAULT;
     }
     if (err) {
-        atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_PUBLISHING, memory_order_release);
+        atomic_store_explicit(&ctl->state.phase, PHASE_PUBLISHING, memory_order_release);
         publish(w, &t, t.first, t.count, err, 0);
         return;
     }
@@ -142,7 +136,7 @@ static void run_task(const worker_ctx_t *w, uint64_t pos) {
                                t.out_stride, t.count, &ctl->state.cur_item, &detail);
         if (rc == 0) {
             atomic_store_explicit(&ctl->state.cur_item, t.count, memory_order_relaxed);
-            atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_PUBLISHING, memory_order_release);
+            atomic_store_explicit(&ctl->state.phase, PHASE_PUBLISHING, memory_order_release);
             /* Count before publishing, so a caller that sees its results also sees
              * them counted in the statistics. */
             atomic_fetch_add_explicit(&ctl->state.items_done, t.count, memory_order_relaxed);
@@ -152,7 +146,7 @@ static void run_task(const worker_ctx_t *w, uint64_t pos) {
         /* Item k failed: report the run before it and it, then go on after it. */
         uint32_t k = (uint32_t)atomic_load_explicit(&ctl->state.cur_item, memory_order_relaxed);
         if (k >= t.count) k = t.count - 1; /* a batch function that misreported */
-        atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_PUBLISHING, memory_order_release);
+        atomic_store_explicit(&ctl->state.phase, PHASE_PUBLISHING, memory_order_release);
         atomic_fetch_add_explicit(&ctl->state.items_done, k + 1, memory_order_relaxed);
         publish(w, &t, t.first, k, 0, 0);
         publish(w, &t, t.first + k, 1, rc, (int)detail);
@@ -163,7 +157,7 @@ static void run_task(const worker_ctx_t *w, uint64_t pos) {
         t.out_off += (uint64_t)(k + 1) * t.out_stride;
         *slot = t;
         atomic_thread_fence(memory_order_release);
-        if (t.count) atomic_store_explicit(&ctl->state.phase, CPOOL_PHASE_RUNNING, memory_order_release);
+        if (t.count) atomic_store_explicit(&ctl->state.phase, PHASE_RUNNING, memory_order_release);
     }
 }
 
@@ -226,9 +220,9 @@ _Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
     reset_signals();
 
     if (p->opts.worker_init) {
-        enter_hook_phase(&w, CPOOL_PHASE_INIT);
-        if (p->opts.worker_init(slot, p->opts.hook_ctx) != 0) leave(w.ctl, CPOOL_EXIT_INIT_FAILED);
-        atomic_store_explicit(&w.ctl->state.phase, CPOOL_PHASE_IDLE, memory_order_release);
+        enter_hook_phase(&w, PHASE_INIT);
+        if (p->opts.worker_init(slot, p->opts.hook_ctx) != 0) leave(w.ctl, EXIT_INIT_FAILED);
+        atomic_store_explicit(&w.ctl->state.phase, PHASE_IDLE, memory_order_release);
     }
     atomic_store_explicit(&w.ctl->state.init_ok, 1, memory_order_release);
 
@@ -241,18 +235,18 @@ _Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
         if (pos == UINT64_MAX) break;
         run_task(&w, pos);
         cpool__ring_release(&w.ctl->from_worker.task_tail, pos);
-        atomic_store_explicit(&w.ctl->state.phase, CPOOL_PHASE_IDLE, memory_order_release);
+        atomic_store_explicit(&w.ctl->state.phase, PHASE_IDLE, memory_order_release);
         if (lifespan &&
             atomic_load_explicit(&w.ctl->state.items_done, memory_order_relaxed) >= lifespan)
             break;
         if (growth && resident_bytes() > baseline + growth) {
-            status = CPOOL_EXIT_RECYCLED;
+            status = EXIT_RECYCLED;
             break;
         }
     }
-    if (atomic_load_explicit(&w.ctl->to_worker.stop, memory_order_acquire) != 2 &&
+    if (atomic_load_explicit(&w.ctl->to_worker.stop, memory_order_acquire) != STOP_NOW &&
         p->opts.worker_exit) {
-        enter_hook_phase(&w, CPOOL_PHASE_EXITING);
+        enter_hook_phase(&w, PHASE_EXITING);
         p->opts.worker_exit(slot, p->opts.hook_ctx);
     }
     leave(w.ctl, status);

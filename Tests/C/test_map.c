@@ -247,6 +247,34 @@ static void shouldStageCallerBuffersOutsideTheArena(void) {
     free(out);
 }
 
+/* One side in a shared buffer, the other in the caller's own memory: the shared side
+ * maps in place and the other is staged, in both directions. */
+static void shouldMapWithOneBufferSharedAndTheOtherStaged(void) {
+    const size_t n = 20000;
+    int64_t *shared = cpool_alloc(pool, n * 8), *own = malloc(n * 8);
+    where_t *w = cpool_alloc(pool, sizeof *w);
+    CHECK(shared && own && w);
+    if (!shared || !own || !w) return;
+    for (int round = 0; round < 2; round++) {
+        int64_t *in = round == 0 ? shared : own, *out = round == 0 ? own : shared;
+        for (size_t i = 0; i < n; i++) in[i] = (int64_t)i;
+        /* Count a chunk as "in place" when its shared side is the caller's buffer. */
+        *w = round == 0 ? (where_t){in, in + n, (int64_t *)0, (int64_t *)UINTPTR_MAX, 0, 0, 0}
+                        : (where_t){(int64_t *)0, (int64_t *)UINTPTR_MAX, out, out + n, 0, 0, 0};
+        cpool_fn_t f = cpool_register_batch(pool, round == 0 ? "square_shared_in" : "square_shared_out",
+                                            square_where, w, 8, 8);
+        CHECK_RC(cpool_map(pool, f, in, 8, out, 8, n, 0, NULL), 0);
+        CHECK(atomic_load(&w->chunks) > 0);
+        CHECK_EQ(atomic_load(&w->chunks_in_place), atomic_load(&w->chunks));
+        size_t wrong = 0;
+        for (size_t i = 0; i < n; i++) wrong += out[i] != (int64_t)(i * i);
+        CHECK_EQ(wrong, 0);
+    }
+    cpool_free(pool, shared);
+    cpool_free(pool, w);
+    free(own);
+}
+
 static void shouldMapLargerThanTheArenaByStreaming(void) {
     cpool_options_t o;
     cpool_options_init(&o);
@@ -282,6 +310,7 @@ int main(void) {
     RUN(shouldRunBatchFunctionsWithTheirContext);
     RUN(shouldMapInPlaceInSharedBuffersWithoutCopies);
     RUN(shouldStageCallerBuffersOutsideTheArena);
+    RUN(shouldMapWithOneBufferSharedAndTheOtherStaged);
     RUN(shouldMapLargerThanTheArenaByStreaming);
     cpool_destroy(pool);
     return finish();

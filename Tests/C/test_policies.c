@@ -201,7 +201,7 @@ static int64_t scribble(int64_t x) {
             seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
             b[i] = (unsigned char)seed;
         }
-        if (k % 4 == 0) rec->job_slot %= CPOOL_MAX_JOBS; /* sometimes a real slot */
+        if (k % 4 == 0) rec->job_slot %= MAX_JOBS; /* sometimes a real slot */
         cpool__ring_publish(&c->from_worker.res_head, pos);
     }
     return x;

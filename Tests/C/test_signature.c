@@ -10,10 +10,10 @@ static void shouldParseScalarSignaturesWithCLayout(void) {
     CHECK_EQ(s.nargs, 1);
     CHECK_EQ(s.record_bytes, 8);
     CHECK_EQ(s.result_bytes, 8);
-    CHECK_EQ(s.direct, CPOOL_DIRECT_I64_I64);
+    CHECK_EQ(s.direct, DIRECT_I64_I64);
 
     CHECK_RC(cpool__signature_parse(" double ( double , double ) ", &s), 0);
-    CHECK_EQ(s.direct, CPOOL_DIRECT_F64_F64_F64);
+    CHECK_EQ(s.direct, DIRECT_F64_F64_F64);
     CHECK_EQ(s.offsets[1], 8);
 
     CHECK_RC(cpool__signature_parse("i64(i32,f64,i8)", &s), 0);
@@ -21,10 +21,10 @@ static void shouldParseScalarSignaturesWithCLayout(void) {
     CHECK_EQ(s.offsets[1], 8);
     CHECK_EQ(s.offsets[2], 16);
     CHECK_EQ(s.record_bytes, 24); /* padded like the C struct */
-    CHECK_EQ(s.direct, CPOOL_DIRECT_NONE);
+    CHECK_EQ(s.direct, DIRECT_NONE);
 
     CHECK_RC(cpool__signature_parse("uint64_t(unsigned long long)", &s), 0);
-    CHECK_EQ(s.direct, CPOOL_DIRECT_I64_I64);
+    CHECK_EQ(s.direct, DIRECT_I64_I64);
     CHECK_RC(cpool__signature_parse("float(float)", &s), 0);
     CHECK_EQ(s.result_bytes, 4);
     CHECK_RC(cpool__signature_parse("int64_t(void)", &s), 0);

@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "check.h"
-#include "pool.h"
+#include "supervisor.h"
 #include "testfns.h"
 
 static cpool_pool_t *pool;
@@ -57,7 +57,7 @@ static void shouldTimeOutOnlyTheSlowItemsOfAMap(void) {
 static int32_t running_pid(cpool_pool_t *p) {
     cpool__pool_t *ip = cpool__pool_internal(p);
     for (int i = 0; i < 2000; i++) {
-        if (atomic_load(&ip->region.ctl[0].state.phase) == CPOOL_PHASE_RUNNING) {
+        if (atomic_load(&ip->region.ctl[0].state.phase) == PHASE_RUNNING) {
             cpool_worker_stats_t s;
             cpool_worker_stats(p, 0, &s);
             return s.pid;
@@ -130,7 +130,7 @@ static void shouldRunAnInnocentTaskAgainWhenItsWorkerWasKilledForAnother(void) {
     int32_t pid = running_pid(p);
     CHECK(pid > 0);
     pthread_mutex_lock(&ip->lock);
-    cpool__kill_worker(ip, 0, CPOOL_KILL_CANCEL, guilty_seq, 0);
+    cpool__kill_worker(ip, 0, KILL_CANCEL, guilty_seq, 0);
     pthread_mutex_unlock(&ip->lock);
     CHECK_RC(cpool_job_wait(innocent, 0), 0);
     cpool_status_t st;

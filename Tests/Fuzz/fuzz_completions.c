@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool.h"
+#include "completion.h"
+#include "dispatch.h"
 
 enum { ITEMS = 64, CHUNK = 8 };
 
@@ -25,8 +26,8 @@ static cpool__pool_t *make_fake_pool(void) {
     if (cpool__region_create(&p->region, 1, 256, 1 << 20) != 0) abort();
     cpool__arena_init(&p->arena, p->region.arena_bytes);
     cpool__registry_init(&p->registry, &p->region);
-    for (uint32_t i = 0; i < CPOOL_MAX_JOBS; i++) p->free_slots[i] = CPOOL_MAX_JOBS - 1 - i;
-    p->free_count = CPOOL_MAX_JOBS;
+    for (uint32_t i = 0; i < MAX_JOBS; i++) p->free_slots[i] = MAX_JOBS - 1 - i;
+    p->free_count = MAX_JOBS;
     return p;
 }
 
@@ -107,11 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fprintf(stderr, "arena bytes still in use: %llu\n", (unsigned long long)p->arena.in_use);
         abort();
     }
-    p->jobs[slot] = NULL;
-    p->free_slots[p->free_count++] = slot;
+    cpool__job_remove(p, keep);
     pthread_mutex_unlock(&p->lock);
-    free(keep->chunks);
-    free(keep->failures);
-    free(keep);
+    cpool__job_destroy(keep);
     return 0;
 }

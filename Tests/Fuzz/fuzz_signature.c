@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     text[n] = '\0';
     cpool__signature_t s;
     if (cpool__signature_parse(text, &s) == 0) {
-        if (s.nargs > CPOOL_MAX_ARGS) abort();
+        if (s.nargs > MAX_ARGS) abort();
         if (!s.bytes_form) {
             size_t end = 0;
             for (unsigned i = 0; i < s.nargs; i++) {

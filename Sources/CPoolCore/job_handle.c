@@ -1,0 +1,151 @@
+/* What a caller does with a started job: wait for it, poll it, cancel it, read how
+ * its items ended, and free it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+
+#include "completion.h"
+#include "futex.h"
+#include "job.h"
+#include "supervisor.h"
+
+/* How long a waiting thread sleeps at most before it looks again on its own. */
+#define WAIT_SLICE_NS 100000000ull
+
+/* ------------------------------------------------------------ waiting */
+
+static int job_result(const cpool_job_t *job) {
+    if (job->failed_items == 0) return 0;
+    if (job->statuses == &job->single) return job->single.code;
+    return CPOOL_E_TASK_FAILED;
+}
+
+static int results_pending(const cpool__pool_t *p) {
+    for (uint32_t w = 0; w < p->workers; w++) {
+        cpool__worker_ctl_t *c = &p->region.ctl[w];
+        if (atomic_load_explicit(&c->from_worker.res_head, memory_order_acquire) !=
+            atomic_load_explicit(&c->to_worker.res_tail, memory_order_relaxed))
+            return 1;
+    }
+    return 0;
+}
+
+/* Drains and dispatches for everybody when there is something to drain. */
+static void make_progress(cpool__pool_t *p, int force) {
+    if (!force && !results_pending(p) && !p->queue_head) return;
+    pthread_mutex_lock(&p->lock);
+    int changed = cpool__progress(p);
+    pthread_mutex_unlock(&p->lock);
+    if (changed) cpool__wake_waiters(p);
+}
+
+int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns) {
+    if (!job) return -EINVAL;
+    cpool__pool_t *p = job->pool;
+    cpool__header_t *h = p->region.header;
+    const uint64_t start = cpool__now_ns();
+    cpool__backoff_t b;
+    cpool__backoff_start(&b);
+    /* A worker just woken from its futex is often placed on the waking CPU: spinning
+     * here would keep it off that CPU for the whole spin window (idle-latency p50 was
+     * 108 us that way), yielding lets it run at once. */
+    if (job->woke_worker) b.yielding = 1;
+    make_progress(p, 1);
+    for (;;) {
+        if (atomic_load_explicit(&job->ended, memory_order_acquire)) return job_result(job);
+        make_progress(p, 0);
+        if (atomic_load_explicit(&job->ended, memory_order_acquire)) return job_result(job);
+        uint64_t now = 0;
+        if (timeout_ns && (b.rounds & 63u) == 0 && (now = cpool__now_ns()) - start >= timeout_ns)
+            return -ETIMEDOUT;
+        if (cpool__backoff(&b, p->opts.spin_ns)) continue;
+
+        atomic_fetch_add_explicit(&h->parent_sleepers, 1, memory_order_relaxed);
+        uint32_t seq = atomic_load_explicit(&h->results_seq, memory_order_acquire);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!results_pending(p) && !atomic_load_explicit(&job->ended, memory_order_acquire)) {
+            uint64_t slice = WAIT_SLICE_NS;
+            if (timeout_ns) {
+                now = cpool__now_ns();
+                if (now - start >= timeout_ns) {
+                    atomic_fetch_sub_explicit(&h->parent_sleepers, 1, memory_order_relaxed);
+                    return -ETIMEDOUT;
+                }
+                if (timeout_ns - (now - start) < slice) slice = timeout_ns - (now - start);
+            }
+            cpool__futex_wait(&h->results_seq, seq, slice);
+        }
+        atomic_fetch_sub_explicit(&h->parent_sleepers, 1, memory_order_relaxed);
+        cpool__backoff_start(&b);
+    }
+}
+
+int cpool_job_done(cpool_job_t *job) {
+    if (!job) return -EINVAL;
+    make_progress(job->pool, 0);
+    return atomic_load_explicit(&job->ended, memory_order_acquire) ? 1 : 0;
+}
+
+int cpool_job_cancel(cpool_job_t *job) {
+    if (!job) return -EINVAL;
+    cpool__pool_t *p = job->pool;
+    pthread_mutex_lock(&p->lock);
+    cpool__progress(p);
+    if (atomic_load(&job->ended)) {
+        pthread_mutex_unlock(&p->lock);
+        return -EALREADY;
+    }
+    cpool__job_mark_cancelled(p, job);
+    cpool__end_undispatched(p, job, CPOOL_E_CANCELLED);
+    /* Stop the workers running this job now; queued tasks of it are skipped by the
+     * workers, which see the cancelled generation. */
+    for (uint32_t w = 0; w < p->workers; w++) {
+        cpool__worker_ctl_t *c = &p->region.ctl[w];
+        if (!p->w[w].pid || atomic_load(&c->state.phase) != PHASE_RUNNING) continue;
+        uint64_t seq = atomic_load(&c->state.cur_seq);
+        cpool__task_t t;
+        if (cpool__job_of_task(p, w, seq, &t) != job) continue;
+        if (p->w[w].kill_reason == KILL_NONE)
+            cpool__kill_worker(p, w, KILL_CANCEL, seq, atomic_load(&c->state.cur_item));
+    }
+    cpool__job_end_check(p, job);
+    pthread_mutex_unlock(&p->lock);
+    cpool__wake_waiters(p);
+    return 0;
+}
+
+int cpool_job_status(cpool_job_t *job, cpool_status_t *status) {
+    if (!job || !status) return -EINVAL;
+    if (!atomic_load_explicit(&job->ended, memory_order_acquire)) return -EBUSY;
+    if (job->statuses == &job->single) {
+        *status = job->single;
+    } else {
+        *status = (cpool_status_t){job->failed_items ? job->first_failed_code : 0, 0, -1, 0};
+    }
+    return 0;
+}
+
+int64_t cpool_job_failures(cpool_job_t *job, size_t *indices, cpool_status_t *statuses,
+                           size_t max) {
+    if (!job) return -EINVAL;
+    if (!atomic_load_explicit(&job->ended, memory_order_acquire)) return -EBUSY;
+    size_t n = job->failures_count < max ? job->failures_count : max;
+    for (size_t i = 0; i < n; i++) {
+        if (indices) indices[i] = job->failures[i].index;
+        if (statuses) statuses[i] = job->failures[i].status;
+    }
+    return (int64_t)job->failed_items;
+}
+
+void cpool_job_free(cpool_job_t *job) {
+    if (!job) return;
+    cpool__pool_t *p = job->pool;
+    if (!atomic_load_explicit(&job->ended, memory_order_acquire)) {
+        cpool_job_cancel(job);
+        cpool_job_wait(job, 0);
+    }
+    pthread_mutex_lock(&p->lock);
+    cpool__job_remove(p, job);
+    pthread_mutex_unlock(&p->lock);
+    cpool__job_destroy(job);
+}
