@@ -1,9 +1,12 @@
-/* The C core's benchmark: the `tiny-c`, `latency` and `idle-latency` workloads of
- * WORKLOADS.md on 2 workers (and the tiny map on 4 workers, more processes than
- * cores). Each figure is the median of several runs; the spread (min..max) is shown.
- * Output: one line per figure, "name<TAB>median<TAB>min<TAB>max<TAB>unit", read by
- * Benchmarks/report.py, which prints the table next to the Python pools' figures. */
+/* The C core's benchmark: the `tiny-c`, `latency`, `idle-latency`, `payload` and
+ * schedule (pareto, one-slow, skew) workloads on 2 workers (and the tiny map on 4
+ * workers, more processes than cores). Output: one line per figure,
+ * "name<TAB>unit<TAB>run1,run2,...", read by Benchmarks/report.py, which takes the
+ * median and prints the table next to the Python pools' figures. */
 #include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -162,6 +165,112 @@ static void bench_payload(int runs) {
     cpool_destroy(p);
 }
 
+/* ------------------------------------------------------------ schedules */
+
+/* Busy-waits us microseconds; returns the loop count (at least 1, so that a run
+ * preempted past its end still counts, and results can be checked > 0). */
+static int64_t spin_us(int64_t us) {
+    const double end = now_s() + (double)us / 1e6;
+    int64_t n = 1;
+    while (now_s() < end) n++;
+    return n;
+}
+
+static uint64_t lcg(uint64_t *seed) {
+    *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+    return *seed;
+}
+
+/* The task durations (us) of each schedule workload; the same generator and seed in
+ * Benchmarks/Swift and Benchmarks/Python. */
+typedef enum { PARETO, ONE_SLOW, SKEW } schedule_t;
+static const char *const schedule_names[] = {"pareto", "one_slow", "skew"};
+
+static size_t durations(schedule_t kind, int64_t *d) {
+    uint64_t seed = 42;
+    switch (kind) {
+    case PARETO: /* 5,000 tasks, Pareto alpha 1.5 from 20 us, capped at 20 ms */
+        for (size_t i = 0; i < 5000; i++) {
+            const double u = ((double)(lcg(&seed) >> 11) + 0.5) / 9007199254740992.0;
+            const double x = 20.0 * pow(u, -1.0 / 1.5);
+            d[i] = x > 20000.0 ? 20000 : (int64_t)x;
+        }
+        return 5000;
+    case ONE_SLOW: /* 1,000 tasks: the first 300 ms, the others 200 us */
+        for (size_t i = 0; i < 1000; i++) d[i] = i == 0 ? 300000 : 200;
+        return 1000;
+    case SKEW: /* 2,000 tasks: 2% of 10 ms, the others 10 us */
+        for (size_t i = 0; i < 2000; i++) d[i] = (lcg(&seed) >> 33) % 50 == 0 ? 10000 : 10;
+        return 2000;
+    }
+    return 0;
+}
+
+/* The ideal makespan on `workers` (seconds): the larger of the work shared evenly
+ * and the longest task. */
+static double ideal_s(const int64_t *d, size_t n, uint32_t workers) {
+    double sum = 0, max = 0;
+    for (size_t i = 0; i < n; i++) {
+        sum += (double)d[i];
+        if ((double)d[i] > max) max = (double)d[i];
+    }
+    return (sum / workers > max ? sum / workers : max) / 1e6;
+}
+
+/* Two plain threads taking tasks one by one from a shared counter: the reference. */
+typedef struct thread_share {
+    const int64_t *d;
+    int64_t *out;
+    size_t n;
+    _Atomic size_t next;
+} thread_share_t;
+
+static void *take_tasks(void *arg) {
+    thread_share_t *s = arg;
+    for (size_t i; (i = atomic_fetch_add(&s->next, 1)) < s->n;) s->out[i] = spin_us(s->d[i]);
+    return NULL;
+}
+
+static void run_threads(const int64_t *d, int64_t *out, size_t n) {
+    thread_share_t share = {d, out, n, 0};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, take_tasks, &share);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+}
+
+/* Makespan against the ideal for each schedule workload: the pool with automatic
+ * chunks, with chunks of 1, and two plain threads. */
+static void bench_schedules(int runs) {
+    cpool_pool_t *p = make(2);
+    cpool_fn_t f = cpool_register(p, "spin_us", "int64_t(int64_t)", (void *)spin_us, 0);
+    die_rc("register", f);
+    int64_t *d = malloc(5000 * sizeof *d), *out = malloc(5000 * sizeof *out);
+    double *ratio = calloc((size_t)runs, sizeof *ratio);
+    for (schedule_t kind = PARETO; kind <= SKEW; kind++) {
+        const size_t n = durations(kind, d);
+        const double ideal = ideal_s(d, n, 2);
+        for (int how = 0; how < 3; how++) { /* automatic, chunks of 1, threads */
+            for (int r = 0; r < runs; r++) {
+                memset(out, 0, n * sizeof *out);
+                const double t0 = now_s();
+                if (how == 2) run_threads(d, out, n);
+                else die_rc("map", cpool_map(p, f, d, 8, out, 8, n, how == 0 ? 0 : 1, NULL));
+                ratio[r] = (now_s() - t0) / ideal;
+                for (size_t i = 0; i < n; i++)
+                    if (out[i] < 1) die_rc("wrong result", -22);
+            }
+            char name[64];
+            snprintf(name, sizeof name, "%s_%s", schedule_names[kind],
+                     how == 0 ? "c_auto" : how == 1 ? "c_chunk1" : "threads");
+            report(name, ratio, runs, "×ideal");
+        }
+    }
+    free(ratio);
+    free(d);
+    free(out);
+    cpool_destroy(p);
+}
+
 /* --orphan-child: make a pool, print its worker pids, and wait to be killed. */
 static int orphan_child(void) {
     cpool_pool_t *p = make(2);
@@ -199,5 +308,7 @@ int main(int argc, char **argv) {
     bench_latency("latency", quick ? 2000 : 10000, 0, runs);
     bench_payload(runs);
     bench_latency("idle_latency", quick ? 300 : 2000, 1000, quick ? 1 : 3);
+    fprintf(stderr, "[C API] pareto, one-slow, skew schedules...\n");
+    bench_schedules(runs);
     return 0;
 }

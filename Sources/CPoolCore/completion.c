@@ -29,15 +29,10 @@ static void record_failures(cpool_job_t *job, size_t first, size_t count, int co
     }
 }
 
-static void finish_chunk(cpool__pool_t *p, cpool_job_t *job, cpool__chunk_t *ch) {
-    cpool__unstage_chunk(p, job, ch);
-    ch->in_use = 0;
-    job->chunks_in_flight--;
-    if (p->w[ch->worker].inflight) p->w[ch->worker].inflight--;
-}
-
-void cpool__end_items(cpool__pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_t first,
-                      uint32_t count, int code, int detail, uint32_t worker) {
+/* Ends items of a chunk (see cpool__end_items). Items the parent ends itself come off
+ * the job's shared count too, which a worker's own completions took off already. */
+static void end_items(cpool__pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_t first,
+                      uint32_t count, int code, int detail, uint32_t worker, int by_worker) {
     if (chunk >= job->window) return;
     cpool__chunk_t *ch = &job->chunks[chunk];
     if (!ch->in_use) return;
@@ -55,18 +50,26 @@ void cpool__end_items(cpool__pool_t *p, cpool_job_t *job, uint32_t chunk, uint32
                 (cpool_status_t){code, code ? detail : 0, (int32_t)worker, 0};
     }
     if (code) record_failures(job, ch->first_item + first, count, code, detail, (int32_t)worker);
+    if (!by_worker) cpool__job_left_sub(&p->region.job_left[job->slot], job->gen, count);
     ch->reported = (uint32_t)end;
     job->ended_items += count;
+    p->w[ch->worker].open_items -= count;
     if (ch->reported == ch->count) {
-        finish_chunk(p, job, ch);
+        cpool__finish_chunk(p, job, ch);
         cpool__dispatch(p, job);
     }
     cpool__job_end_check(p, job);
 }
 
+void cpool__end_items(cpool__pool_t *p, cpool_job_t *job, uint32_t chunk, uint32_t first,
+                      uint32_t count, int code, int detail, uint32_t worker) {
+    end_items(p, job, chunk, first, count, code, detail, worker, 0);
+}
+
 void cpool__apply_completion(cpool__pool_t *p, uint32_t w, const cpool__completion_t *c) {
     cpool_job_t *job = cpool__job_at(p, c->job_slot, c->job_gen);
-    if (job) cpool__end_items(p, job, c->chunk, c->first, c->count, c->code, c->detail, w);
+    if (job && c->chunk < job->window && job->chunks[c->chunk].serial == c->serial)
+        end_items(p, job, c->chunk, c->first, c->count, c->code, c->detail, w, 1);
 }
 
 int cpool__progress(cpool__pool_t *p) {
@@ -83,22 +86,44 @@ int cpool__progress(cpool__pool_t *p) {
             changed = 1;
         }
     }
-    /* Ring space may have freed up: give queued jobs their turn. */
+    /* Ring space may have freed up: give queued jobs their turn; then give idle
+     * workers work that busy ones have not started. */
     if (cpool__dispatch_queued(p)) changed = 1;
+    if (changed) cpool__rebalance(p);
     return changed;
+}
+
+/* Ends items [first, first + n) of the job, which no worker will run, with code. */
+static void end_unrun(cpool__pool_t *p, cpool_job_t *job, size_t first, size_t n, int code) {
+    if (n == 0) return;
+    if (job->statuses)
+        for (size_t i = first; i < first + n; i++) job->statuses[i] = (cpool_status_t){code, 0, -1, 0};
+    record_failures(job, first, n, code, 0, -1);
+    cpool__job_left_sub(&p->region.job_left[job->slot], job->gen, n);
+    job->ended_items += n;
 }
 
 void cpool__end_undispatched(cpool__pool_t *p, cpool_job_t *job, int code) {
     if (job->next_item < job->count) {
-        size_t n = job->count - job->next_item;
-        if (job->statuses)
-            for (size_t i = job->next_item; i < job->count; i++)
-                job->statuses[i] = (cpool_status_t){code, 0, -1, 0};
-        record_failures(job, job->next_item, n, code, 0, -1);
-        job->ended_items += n;
+        end_unrun(p, job, job->next_item, job->count - job->next_item, code);
         job->next_item = job->count;
     }
     cpool__unqueue(p, job);
+}
+
+void cpool__withdraw(cpool__pool_t *p, cpool_job_t *job, int code) {
+    for (uint32_t w = 0; w < p->workers; w++) {
+        const cpool__worker_ctl_t *c = &p->region.ctl[w];
+        const uint64_t head = atomic_load(&c->to_worker.task_head);
+        for (uint64_t pos = atomic_load(&c->from_worker.task_tail); pos < head; pos++) {
+            cpool__task_t t;
+            if (cpool__job_of_task(p, w, pos, &t) != job) continue;
+            cpool_job_t *owner;
+            size_t first = 0;
+            const size_t n = cpool__take_back(p, w, pos, SIZE_MAX, &owner, &first);
+            end_unrun(p, job, first, n, code);
+        }
+    }
 }
 
 void cpool__fail_all_jobs(cpool__pool_t *p, int code) {
@@ -112,6 +137,11 @@ void cpool__fail_all_jobs(cpool__pool_t *p, int code) {
     }
 }
 
+/* Where the task at position seq of worker w's ring ends now (its split word's end). */
+static uint32_t task_end(cpool__pool_t *p, uint32_t w, uint64_t seq) {
+    return cpool__split_end(atomic_load(&cpool__task_slot(&p->region, w, seq)->split));
+}
+
 void cpool__flush_ring(cpool__pool_t *p, uint32_t w, int code) {
     cpool__worker_ctl_t *c = &p->region.ctl[w];
     uint64_t tail = atomic_load(&c->from_worker.task_tail);
@@ -119,8 +149,9 @@ void cpool__flush_ring(cpool__pool_t *p, uint32_t w, int code) {
     for (; tail != head; tail++) {
         cpool__task_t t;
         cpool_job_t *job = cpool__job_of_task(p, w, tail, &t);
+        const uint32_t end = task_end(p, w, tail);
         atomic_store(&c->from_worker.task_tail, tail + 1);
-        if (job) cpool__end_items(p, job, t.chunk, t.first, t.count, code, 0, w);
+        if (cpool__chunk_of_task(job, &t) && end > t.first) cpool__end_items(p, job, t.chunk, t.first, end - t.first, code, 0, w);
     }
 }
 
@@ -154,13 +185,13 @@ void cpool__settle_interrupted_task(cpool__pool_t *p, uint32_t w, const cpool__i
     cpool__worker_ctl_t *c = &p->region.ctl[w];
     cpool__task_t t;
     cpool_job_t *job = cpool__job_of_task(p, w, it->seq, &t);
-    cpool__chunk_t *ch = (job && t.chunk < job->window) ? &job->chunks[t.chunk] : NULL;
-    if (!ch || !ch->in_use) {
+    cpool__chunk_t *ch = cpool__chunk_of_task(job, &t);
+    if (!ch) {
         atomic_store(&c->from_worker.task_tail, it->seq + 1);
         return;
     }
-    const uint64_t end = (uint64_t)t.first + t.count;
-    const uint64_t done_end = t.first + (it->done < t.count ? it->done : t.count);
+    const uint64_t end = task_end(p, w, it->seq);
+    const uint64_t done_end = t.first + (it->done < end - t.first ? it->done : end - t.first);
     /* What it ran but did not live to publish ended well. */
     if (ch->reported < done_end)
         cpool__end_items(p, job, t.chunk, ch->reported, (uint32_t)(done_end - ch->reported), 0, 0, w);
@@ -179,11 +210,12 @@ void cpool__settle_interrupted_task(cpool__pool_t *p, uint32_t w, const cpool__i
         return;
     }
     /* The replacement goes on with the rest of this task. */
-    cpool__task_t *slot = &cpool__task_ring(&p->region, w)[cpool__ring_index(it->seq, p->region.header->ring_slots)];
+    cpool__task_slot_t *slot = cpool__task_slot(&p->region, w, it->seq);
     const uint64_t skip = rest - t.first;
     t.in_off += skip * t.in_stride;
     t.out_off += skip * t.out_stride;
     t.first = (uint32_t)rest;
     t.count = (uint32_t)(end - rest);
-    *slot = t;
+    slot->task = t;
+    atomic_store(&slot->split, cpool__split_make(t.first, (uint32_t)end));
 }

@@ -21,6 +21,10 @@ void cpool__end_items(cpool__pool_t *p, cpool_job_t *job, uint32_t chunk, uint32
 /* Ends a job's items that were never dispatched with code. */
 void cpool__end_undispatched(cpool__pool_t *p, cpool_job_t *job, int code);
 
+/* Takes back every item of the job that no worker has claimed yet, from every ring,
+ * and ends them with code, as never run (worker -1). */
+void cpool__withdraw(cpool__pool_t *p, cpool_job_t *job, int code);
+
 /* Ends every unfinished item of every job with code. */
 void cpool__fail_all_jobs(cpool__pool_t *p, int code);
 

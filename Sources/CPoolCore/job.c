@@ -81,16 +81,12 @@ static cpool_job_t *job_new(cpool__pool_t *p, const cpool__job_request_t *rq,
     job->in_item_bytes = in_item;
     job->out_item_bytes = out_item;
     job->count = rq->count;
-    job->chunk_items = rq->chunk_items ? rq->chunk_items : cpool__auto_chunk(p, rq->count);
-    if (job->chunk_items > UINT32_MAX / 2) job->chunk_items = UINT32_MAX / 2;
+    job->chunk_items = rq->chunk_items; /* 0: guided, see dispatch.c */
     job->statuses = rq->single ? &job->single : rq->statuses;
     job->single = (cpool_status_t){0, 0, -1, 0};
     job->timeout_ns = rq->timeout_ns ? rq->timeout_ns : p->opts.task_timeout_ns;
     job->first_failed = SIZE_MAX;
-    job->window = p->workers * 4;
-    const size_t chunks = (rq->count + job->chunk_items - 1) / job->chunk_items;
-    if (rq->count && job->window > chunks) job->window = (uint32_t)chunks;
-    if (job->window == 0) job->window = 1;
+    job->window = cpool__job_window(p, rq->count, rq->chunk_items);
     job->chunks = calloc(job->window, sizeof *job->chunks);
     if (!job->chunks) {
         cpool__job_destroy(job);
@@ -141,6 +137,7 @@ int cpool__job_create(cpool__pool_t *p, const cpool__job_request_t *rq, cpool_jo
     job->gen = ++p->job_gen[s];
     if (job->gen == 0) job->gen = p->job_gen[s] = 1; /* 0 means "not cancelled" */
     p->jobs[s] = job;
+    atomic_store(&p->region.job_left[s], cpool__job_left_make(job->gen, job->count));
     const int custom = has_custom_timeout(p, job);
     if (custom && (p->custom_timeouts++ == 0 || job->timeout_ns < p->min_custom_timeout_ns))
         p->min_custom_timeout_ns = job->timeout_ns;
@@ -173,8 +170,7 @@ cpool_job_t *cpool__job_at(cpool__pool_t *p, uint32_t slot, uint32_t gen) {
 }
 
 cpool_job_t *cpool__job_of_task(cpool__pool_t *p, uint32_t w, uint64_t seq, cpool__task_t *task) {
-    const uint32_t cap = p->region.header->ring_slots;
-    *task = cpool__task_ring(&p->region, w)[cpool__ring_index(seq, cap)];
+    *task = cpool__task_slot(&p->region, w, seq)->task;
     return cpool__job_at(p, task->job_slot, task->job_gen);
 }
 

@@ -20,6 +20,7 @@ typedef struct cpool__chunk {
     uint64_t in_off, out_off;       /* arena extents owned by the chunk, or NO_EXTENT */
     uint64_t task_in_off, task_out_off; /* where the task reads and writes its item 0 */
     uint32_t retry_item, retries;       /* crash retries spent on item retry_item */
+    uint32_t serial;    /* tells this use of the record from a later one */
 } cpool__chunk_t;
 
 typedef struct cpool__failure {
@@ -53,8 +54,10 @@ struct cpool_job {
     struct cpool_job *next_queued;
     cpool__failure_t *failures;     /* failed items, in the order they ended */
     size_t failures_count, failures_cap;
-    uint32_t window;
+    uint32_t window;                /* chunk records */
     uint32_t chunks_in_flight;
+    uint32_t chunk_hint;            /* where to look for a free record first */
+    uint32_t next_serial;
     cpool__chunk_t *chunks;
 };
 
@@ -88,6 +91,14 @@ cpool_job_t *cpool__job_at(cpool__pool_t *p, uint32_t slot, uint32_t gen);
 /* The job whose task sits at position seq of worker w's ring, with that task; NULL
  * when the job is gone. Locks held: p->lock. */
 cpool_job_t *cpool__job_of_task(cpool__pool_t *p, uint32_t w, uint64_t seq, cpool__task_t *task);
+
+/* The chunk record that task t runs, or NULL when the task's chunk has ended (its
+ * record may serve another chunk since). */
+static inline cpool__chunk_t *cpool__chunk_of_task(cpool_job_t *job, const cpool__task_t *t) {
+    if (!job || t->chunk >= job->window) return NULL;
+    cpool__chunk_t *ch = &job->chunks[t->chunk];
+    return ch->in_use && ch->serial == t->serial ? ch : NULL;
+}
 
 /* Marks the job ended once every item has ended. Locks held: p->lock. */
 void cpool__job_end_check(cpool__pool_t *p, cpool_job_t *job);

@@ -97,6 +97,7 @@ int cpool_job_cancel(cpool_job_t *job) {
     }
     cpool__job_mark_cancelled(p, job);
     cpool__end_undispatched(p, job, CPOOL_E_CANCELLED);
+    cpool__withdraw(p, job, CPOOL_E_CANCELLED);
     /* Stop the workers running this job now; queued tasks of it are skipped by the
      * workers, which see the cancelled generation. */
     for (uint32_t w = 0; w < p->workers; w++) {

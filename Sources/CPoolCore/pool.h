@@ -33,11 +33,18 @@ enum { POOL_OPEN = 0, POOL_CLOSED = 1, POOL_TERMINATED = 2 };
 /* Consecutive init failures (no worker initialised in between) that break the pool. */
 #define MAX_INIT_FAILURES 3
 
+/* Why the parent killed a worker; the task it was running is reported accordingly. */
+enum {
+    KILL_NONE = 0, KILL_TIMEOUT = 1, KILL_CANCEL = 2,
+    KILL_HOOK_TIMEOUT = 3, /* its init or exit hook ran too long */
+};
+
 typedef struct cpool__worker {
     pid_t pid;          /* 0 when no process runs in this slot */
     int pidfd;          /* -1 when none */
     int respawn;        /* a replacement is due */
     uint32_t inflight;  /* chunks queued on this slot's ring and not yet ended */
+    uint64_t open_items;/* items of those chunks not yet ended */
     int kill_reason;    /* KILL_* */
     uint64_t kill_seq, kill_item; /* what it was running when killed */
     uint64_t kill_deadline_ns;    /* SIGKILL due then (after a SIGTERM), 0 when none */

@@ -1,3 +1,4 @@
+/* Making and laying out a pool's shared region (the layout itself: region.h). */
 #define _GNU_SOURCE
 #include "region.h"
 
@@ -8,41 +9,56 @@
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
 
+/* The parts of the region after the header, in order: where each starts (an offset
+ * recorded in the header) and how many bytes it takes. */
+enum { PART_CTL, PART_TASKS, PART_RESULTS, PART_FUNCTIONS, PART_CANCELLED,
+       PART_JOB_LEFT, PART_COUNT };
+
+static void lay_out(uint64_t *offsets, uint32_t workers, uint32_t ring_slots) {
+    const uint64_t slots = (uint64_t)workers * ring_slots;
+    const uint64_t bytes[PART_COUNT] = {
+        [PART_CTL] = workers * sizeof(cpool__worker_ctl_t),
+        [PART_TASKS] = slots * sizeof(cpool__task_slot_t),
+        [PART_RESULTS] = slots * sizeof(cpool__completion_t),
+        [PART_FUNCTIONS] = MAX_FUNCTIONS * sizeof(cpool__fn_shared_t),
+        [PART_CANCELLED] = MAX_JOBS * sizeof(uint32_t),
+        [PART_JOB_LEFT] = MAX_JOBS * sizeof(uint64_t),
+    };
+    uint64_t off = sizeof(cpool__header_t);
+    for (int i = 0; i < PART_COUNT; i++) {
+        offsets[i] = align_up(off, CACHE_LINE);
+        off = offsets[i] + bytes[i];
+    }
+    offsets[PART_COUNT] = off;
+}
+
+/* A memfd mapping of total bytes, or MAP_FAILED with errno set. memfd rather than
+ * shm_open: a name in /dev/shm exists from shm_open until shm_unlink, and a SIGKILL in
+ * between would leave it behind; a memfd has no name and goes away with the last
+ * mapping. The fd is closed at once: fork keeps the mapping, nothing else needs it. */
+static void *map_anonymous_shared(uint64_t total) {
+    int fd = memfd_create("cpool", MFD_CLOEXEC);
+    if (fd < 0) return MAP_FAILED;
+    void *base = MAP_FAILED;
+    if (ftruncate(fd, (off_t)total) == 0)
+        base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return base;
+}
+
 int cpool__region_create(cpool__region_t *r, uint32_t workers, uint32_t ring_slots,
                          uint64_t arena_bytes) {
     memset(r, 0, sizeof *r);
     const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    uint64_t off = align_up(sizeof(cpool__header_t), CACHE_LINE);
-    const uint64_t ctl_off = off;
-    off += (uint64_t)workers * sizeof(cpool__worker_ctl_t);
-    const uint64_t task_off = align_up(off, CACHE_LINE);
-    off = task_off + (uint64_t)workers * ring_slots * sizeof(cpool__task_t);
-    const uint64_t res_off = align_up(off, CACHE_LINE);
-    off = res_off + (uint64_t)workers * ring_slots * sizeof(cpool__completion_t);
-    const uint64_t fn_off = align_up(off, CACHE_LINE);
-    off = fn_off + (uint64_t)MAX_FUNCTIONS * sizeof(cpool__fn_shared_t);
-    const uint64_t cancel_off = align_up(off, CACHE_LINE);
-    off = cancel_off + (uint64_t)MAX_JOBS * sizeof(uint32_t);
-    const uint64_t arena_off = align_up(off, page);
+    uint64_t at[PART_COUNT + 1];
+    lay_out(at, workers, ring_slots);
+    const uint64_t arena_off = align_up(at[PART_COUNT], page);
     arena_bytes = align_up(arena_bytes, page);
     const uint64_t total = arena_off + arena_bytes;
-
-    /* memfd rather than shm_open: a name in /dev/shm exists from shm_open until
-     * shm_unlink, and a SIGKILL in between would leave it behind; a memfd has no name
-     * and goes away with the last mapping. The fd is closed at once: fork keeps the
-     * mapping, and nothing else needs the file. */
-    int fd = memfd_create("cpool", MFD_CLOEXEC);
-    if (fd < 0) return -errno;
-    if (ftruncate(fd, (off_t)total) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    void *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int e = errno;
-    close(fd);
-    if (base == MAP_FAILED) return -e;
-
+    char *base = map_anonymous_shared(total);
+    if (base == MAP_FAILED) return -errno;
     /* Pre-fault the control part once (page faults cost ~2.7 us a page here); the
      * arena is faulted on first use and then reused low-address first. */
 #ifdef MADV_POPULATE_WRITE
@@ -51,12 +67,13 @@ int cpool__region_create(cpool__region_t *r, uint32_t workers, uint32_t ring_slo
 
     r->base = base;
     r->bytes = total;
-    r->header = base;
-    r->ctl = (cpool__worker_ctl_t *)((char *)base + ctl_off);
-    r->task_slots = (cpool__task_t *)((char *)base + task_off);
-    r->res_slots = (cpool__completion_t *)((char *)base + res_off);
-    r->functions = (cpool__fn_shared_t *)((char *)base + fn_off);
-    r->cancelled = (_Atomic uint32_t *)((char *)base + cancel_off);
+    r->header = (cpool__header_t *)base;
+    r->ctl = (cpool__worker_ctl_t *)(base + at[PART_CTL]);
+    r->task_slots = (cpool__task_slot_t *)(base + at[PART_TASKS]);
+    r->res_slots = (cpool__completion_t *)(base + at[PART_RESULTS]);
+    r->functions = (cpool__fn_shared_t *)(base + at[PART_FUNCTIONS]);
+    r->cancelled = (_Atomic uint32_t *)(base + at[PART_CANCELLED]);
+    r->job_left = (_Atomic uint64_t *)(base + at[PART_JOB_LEFT]);
     r->arena = (unsigned char *)base + arena_off;
     r->arena_bytes = arena_bytes;
 
@@ -67,11 +84,12 @@ int cpool__region_create(cpool__region_t *r, uint32_t workers, uint32_t ring_slo
     h->ring_slots = ring_slots;
     h->max_functions = MAX_FUNCTIONS;
     h->region_bytes = total;
-    h->ctl_off = ctl_off;
-    h->task_slots_off = task_off;
-    h->res_slots_off = res_off;
-    h->functions_off = fn_off;
-    h->cancel_off = cancel_off;
+    h->ctl_off = at[PART_CTL];
+    h->task_slots_off = at[PART_TASKS];
+    h->res_slots_off = at[PART_RESULTS];
+    h->functions_off = at[PART_FUNCTIONS];
+    h->cancel_off = at[PART_CANCELLED];
+    h->job_left_off = at[PART_JOB_LEFT];
     h->arena_off = arena_off;
     h->arena_bytes = arena_bytes;
     h->parent_pid = (uint32_t)getpid();

@@ -10,7 +10,7 @@
 
 #define CACHE_LINE 64
 #define REGION_MAGIC 0x4c4f4f50435f5350ull /* "PS_CPOOL" little-endian */
-#define LAYOUT_VERSION 1u
+#define LAYOUT_VERSION 2u
 #define MAX_WORKERS 256u
 #define MAX_FUNCTIONS 256u
 #define MAX_JOBS 4096u
@@ -19,7 +19,7 @@
 
 #define CACHE_ALIGNED _Alignas(CACHE_LINE)
 
-/* A task descriptor: a run of items of one job, 64 bytes, one per task-ring slot.
+/* A task descriptor: a run of items of one job, in a task-ring slot.
  * Offsets are relative to the arena so that a worker can bound-check them. */
 typedef struct cpool__task {
     uint32_t job_slot;   /* index in the parent's job table */
@@ -30,11 +30,22 @@ typedef struct cpool__task {
     uint64_t out_off;    /* arena offset of the first item's output */
     uint32_t in_stride;  /* bytes between items' inputs */
     uint32_t out_stride; /* bytes between items' outputs */
-    uint32_t first;      /* index of the first item within the chunk */
-    uint32_t count;      /* items in this run */
-    uint64_t reserved[2];
+    uint32_t serial;     /* the chunk's serial: a chunk record reused later has another */
+    uint32_t first;      /* index within the chunk of the first item not yet run */
+    uint32_t count;      /* items from first to the task's end when it was written; the
+                            end is the split word's (the parent may lower it) */
+    uint32_t reserved;
 } cpool__task_t;
-_Static_assert(sizeof(cpool__task_t) == 64, "task descriptor is one cache line");
+_Static_assert(sizeof(cpool__task_t) == 56, "task descriptor and split word fill a cache line");
+
+/* A task-ring slot: the descriptor and its split word (ring.h) in one cache line, so
+ * that a worker taking a task touches one line. Only the descriptor is ever copied;
+ * the split word changes only atomically. */
+typedef struct cpool__task_slot {
+    cpool__task_t task;
+    _Atomic uint64_t split;
+} cpool__task_slot_t;
+_Static_assert(sizeof(cpool__task_slot_t) == CACHE_LINE, "one task per cache line");
 
 /* A completion: items [first, first+count) of a chunk ended with code (0 = ok). */
 typedef struct cpool__completion {
@@ -45,7 +56,7 @@ typedef struct cpool__completion {
     uint32_t first;
     uint32_t count;
     int32_t detail;
-    uint32_t reserved;
+    uint32_t serial;     /* the task's chunk serial */
 } cpool__completion_t;
 _Static_assert(sizeof(cpool__completion_t) == 32, "completion is half a cache line");
 
@@ -118,13 +129,16 @@ typedef struct cpool__header {
     uint32_t ring_slots;
     uint32_t max_functions;
     uint64_t region_bytes;
-    uint64_t ctl_off, task_slots_off, res_slots_off, functions_off, cancel_off, arena_off;
+    uint64_t ctl_off, task_slots_off, res_slots_off, functions_off, cancel_off, job_left_off,
+             arena_off;
     uint64_t arena_bytes;
     uint32_t parent_pid;
     uint32_t pad0;
     CACHE_ALIGNED _Atomic uint32_t fn_count;   /* functions published so far */
     CACHE_ALIGNED _Atomic uint32_t results_seq;/* futex word parent threads sleep on */
     _Atomic uint32_t parent_sleepers;      /* parent threads asleep on results_seq */
+    _Atomic uint32_t jobs_waiting;         /* 1 while a job waits for room to dispatch:
+                                              then every completion wakes the parent */
 } cpool__header_t;
 
 typedef struct cpool__region {
@@ -132,10 +146,12 @@ typedef struct cpool__region {
     size_t bytes;
     cpool__header_t *header;
     cpool__worker_ctl_t *ctl;          /* [workers] */
-    cpool__task_t *task_slots;         /* [workers][ring_slots] */
+    cpool__task_slot_t *task_slots;    /* [workers][ring_slots] */
     cpool__completion_t *res_slots;    /* [workers][ring_slots] */
     cpool__fn_shared_t *functions;     /* [MAX_FUNCTIONS] */
     _Atomic uint32_t *cancelled;       /* [MAX_JOBS]: the generation cancelled */
+    _Atomic uint64_t *job_left;        /* [MAX_JOBS]: generation << 32 | items not yet
+                                          ended (a wake-up hint, see worker.c) */
     unsigned char *arena;
     uint64_t arena_bytes;
 } cpool__region_t;
@@ -146,11 +162,37 @@ int cpool__region_create(cpool__region_t *r, uint32_t workers, uint32_t ring_slo
                          uint64_t arena_bytes);
 void cpool__region_destroy(cpool__region_t *r);
 
-static inline cpool__task_t *cpool__task_ring(const cpool__region_t *r, uint32_t w) {
-    return r->task_slots + (size_t)w * r->header->ring_slots;
+/* Worker w's task-ring slot for position pos. */
+static inline cpool__task_slot_t *cpool__task_slot(const cpool__region_t *r, uint32_t w, uint64_t pos) {
+    const uint32_t cap = r->header->ring_slots;
+    return r->task_slots + (size_t)w * cap + (pos & (cap - 1));
 }
 static inline cpool__completion_t *cpool__result_ring(const cpool__region_t *r, uint32_t w) {
     return r->res_slots + (size_t)w * r->header->ring_slots;
+}
+
+/* A job's count of items not yet ended, kept so that whoever ends its last items knows
+ * to wake the parent; JOB_LEFT_UNCOUNTED for a job too large to count. */
+#define JOB_LEFT_UNCOUNTED UINT32_MAX
+static inline uint64_t cpool__job_left_make(uint32_t gen, uint64_t count) {
+    return (uint64_t)gen << 32 | (count >= JOB_LEFT_UNCOUNTED ? JOB_LEFT_UNCOUNTED : count);
+}
+
+/* Subtracts n ended items from the count of the job of generation gen. Returns 1 when
+ * this brought it to 0 (or the job is not counted), else 0 (also for a slot that a job
+ * of another generation holds now). */
+static inline int cpool__job_left_sub(_Atomic uint64_t *word, uint32_t gen, uint64_t n) {
+    uint64_t v = atomic_load_explicit(word, memory_order_relaxed);
+    for (;;) {
+        if ((uint32_t)(v >> 32) != gen) return 0;
+        const uint32_t left = (uint32_t)v;
+        if (left == JOB_LEFT_UNCOUNTED) return 1;
+        if (left == 0) return 0;
+        const uint32_t rest = n >= left ? 0 : left - (uint32_t)n;
+        if (atomic_compare_exchange_weak_explicit(word, &v, (uint64_t)gen << 32 | rest,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return rest == 0;
+    }
 }
 
 /* 1 when [off, off+bytes) lies inside the arena. */

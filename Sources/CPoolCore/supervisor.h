@@ -16,12 +16,6 @@ void cpool__supervisor_stop(cpool__pool_t *p);
 /* Sends sig to worker w's process through its pidfd (never by pid). Locks held: p->lock. */
 void cpool__signal_worker(cpool__pool_t *p, uint32_t w, int sig);
 
-/* Why the parent killed a worker; the task it was running is reported accordingly. */
-enum {
-    KILL_NONE = 0, KILL_TIMEOUT = 1, KILL_CANCEL = 2,
-    KILL_HOOK_TIMEOUT = 3, /* its init or exit hook ran too long */
-};
-
 /* Stops worker w for `reason` while it runs item `item` of the task at ring position
  * `seq`: SIGTERM then SIGKILL after the grace, or SIGKILL at once. Locks held: p->lock. */
 void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, uint64_t seq, uint64_t item);

@@ -19,14 +19,20 @@
  * PR_SET_PDEATHSIG does the real work; this only backs it up. */
 #define PARENT_CHECK_NS 1000000000ull
 
+/* A slice (the items claimed at once from a task) is about this long by the last
+ * measure of its function, so that the parent can take back the rest of a task
+ * that turns out slow, while claiming costs one compare-and-swap per slice. */
+#define SLICE_NS 100000.0
+
 typedef struct worker_ctx {
     cpool__pool_t *pool;
     cpool__region_t *r;
     cpool__worker_ctl_t *ctl;
-    cpool__task_t *tasks;
+    cpool__task_slot_t *tasks;
     cpool__completion_t *results;
     uint32_t slot, capacity;
     pid_t parent;
+    double ns_per_item[MAX_FUNCTIONS]; /* last measure, per function; 0: none yet */
 } worker_ctx_t;
 
 /* Leaves with status, saying so first in shared memory (see `leaving`). */
@@ -59,9 +65,17 @@ static void publish(const worker_ctx_t *w, const cpool__task_t *t, uint32_t firs
     c->first = first;
     c->count = count;
     c->detail = detail;
-    c->reserved = 0;
+    c->serial = t->serial;
     cpool__ring_publish(&w->ctl->from_worker.res_head, pos);
-    cpool__wake_waiters(w->pool);
+    /* Wake a sleeping parent only when it has something to do: the job has ended,
+     * a job waits for room to dispatch, or the result ring is filling up. (And when
+     * this worker runs out of tasks: see cpool__worker_main.) */
+    const cpool__header_t *h = w->r->header;
+    const int job_ended = cpool__job_left_sub(&w->r->job_left[t->job_slot % MAX_JOBS], t->job_gen, count);
+    const uint64_t unread = pos + 1 - atomic_load_explicit(&w->ctl->to_worker.res_tail, memory_order_relaxed);
+    if (job_ended || atomic_load_explicit(&h->jobs_waiting, memory_order_relaxed) ||
+        unread >= w->capacity / 2)
+        cpool__wake_waiters(w->pool);
 }
 
 /* Waits until the task ring holds a task (returns its position) or the worker is
@@ -103,61 +117,103 @@ static int extent_ok(const cpool__region_t *r, uint64_t off, uint32_t stride, ui
     return cpool__arena_contains(r, off, span);
 }
 
-/* Runs the task at position pos of the ring. The slot keeps describing what is left
- * to run, and cur_item/phase say where in it the worker is, so that the supervisor can
- * tell exactly which items ended if this process dies at any instruction. */
-static void run_task(const worker_ctx_t *w, uint64_t pos) {
+/* Why the task cannot run here (its job cancelled, its function unknown, its extents
+ * outside the arena), or 0. */
+static int task_error(const worker_ctx_t *w, const cpool__task_t *t, const cpool__fn_local_t **f) {
+    int err = 0;
+    if (atomic_load_explicit(&w->r->cancelled[t->job_slot % MAX_JOBS], memory_order_acquire) == t->job_gen)
+        return CPOOL_E_CANCELLED;
+    if ((*f = cpool__registry_get(&w->pool->registry, t->fn, &err)) == NULL) return err;
+    const int bytes = (*f)->kind == FN_KIND_BYTES;
+    if (!extent_ok(w->r, t->in_off, t->in_stride, t->count, bytes ? t->in_stride : (*f)->in_bytes) ||
+        !extent_ok(w->r, t->out_off, t->out_stride, t->count, bytes ? t->out_stride : (*f)->out_bytes))
+        return -EFAULT;
+    return 0;
+}
+
+/* Moves the slot's start past n items that have been published, so that it keeps
+ * describing exactly what is left. cur_item goes to 0 first: a death in between then
+ * counts no item twice (see cpool__settle_interrupted_task). */
+static void advance(const worker_ctx_t *w, cpool__task_slot_t *slot, cpool__task_t *t, uint32_t n) {
+    atomic_store_explicit(&w->ctl->state.cur_item, 0, memory_order_release);
+    t->first += n;
+    t->count -= n;
+    t->in_off += (uint64_t)n * t->in_stride;
+    t->out_off += (uint64_t)n * t->out_stride;
+    slot->task = *t;
+    atomic_thread_fence(memory_order_release);
+}
+
+/* Runs n claimed items from the slot's start and publishes them; an item that fails
+ * is published alone and the run goes on after it. */
+static void run_slice(const worker_ctx_t *w, cpool__task_slot_t *slot, cpool__task_t *t,
+                      const cpool__fn_local_t *f, uint32_t n) {
     cpool__worker_ctl_t *ctl = w->ctl;
-    cpool__task_t *slot = &w->tasks[cpool__ring_index(pos, w->capacity)];
+    while (n > 0) {
+        atomic_store_explicit(&ctl->state.phase, PHASE_RUNNING, memory_order_release);
+        int64_t detail = 0;
+        int rc = cpool__fn_run(f, w->r->arena + t->in_off, t->in_stride, w->r->arena + t->out_off,
+                               t->out_stride, n, &ctl->state.cur_item, &detail);
+        /* Items [0, k) ran well; item k failed (k == n: none did). */
+        uint32_t k = n;
+        if (rc != 0) {
+            k = (uint32_t)atomic_load_explicit(&ctl->state.cur_item, memory_order_relaxed);
+            if (k >= n) k = n - 1; /* a batch function that misreported */
+        }
+        atomic_store_explicit(&ctl->state.cur_item, k, memory_order_relaxed);
+        atomic_store_explicit(&ctl->state.phase, PHASE_PUBLISHING, memory_order_release);
+        /* Count before publishing, so a caller that sees its results also sees them
+         * counted in the statistics. */
+        atomic_fetch_add_explicit(&ctl->state.items_done, k + (rc != 0), memory_order_relaxed);
+        publish(w, t, t->first, k, 0, 0);
+        if (rc != 0) publish(w, t, t->first + k, 1, rc, (int)detail);
+        const uint32_t ran = k + (rc != 0);
+        advance(w, slot, t, ran);
+        n -= ran;
+    }
+}
+
+/* Items to claim next: about SLICE_NS of work, one when the function is not measured. */
+static uint32_t slice_items(const worker_ctx_t *w, uint32_t fn) {
+    const double per = w->ns_per_item[fn % MAX_FUNCTIONS];
+    if (per <= 0) return 1;
+    const double n = SLICE_NS / per;
+    return n >= (double)UINT32_MAX ? UINT32_MAX : n < 1 ? 1 : (uint32_t)n;
+}
+
+static void measure(worker_ctx_t *w, uint32_t fn, uint64_t ns, uint32_t n) {
+    const double per = (double)ns / n + 0.01; /* never 0: 0 means "not measured" */
+    double *m = &w->ns_per_item[fn % MAX_FUNCTIONS];
+    *m = *m > 0 ? (*m + per) / 2 : per;
+}
+
+/* Runs the task at position pos of the ring, a slice at a time. The slot keeps
+ * describing what is left to run, and cur_item/phase say where in it the worker is,
+ * so that the supervisor can tell exactly which items ended if this process dies at
+ * any instruction. The parent may take back the unclaimed part at any time. */
+static void run_task(worker_ctx_t *w, uint64_t pos) {
+    cpool__worker_ctl_t *ctl = w->ctl;
+    const uint32_t index = cpool__ring_index(pos, w->capacity);
+    cpool__task_slot_t *slot = &w->tasks[index];
+    _Atomic uint64_t *split = &slot->split;
     atomic_store_explicit(&ctl->state.cur_item, 0, memory_order_relaxed);
     atomic_store_explicit(&ctl->state.cur_seq, pos, memory_order_relaxed);
-    atomic_store_explicit(&ctl->state.phase, PHASE_RUNNING, memory_order_release);
+    atomic_store_explicit(&ctl->state.phase, PHASE_PUBLISHING, memory_order_release);
 
-    cpool__task_t t = *slot;
-    int err = 0;
+    cpool__task_t t = slot->task;
     const cpool__fn_local_t *f = NULL;
-    if (atomic_load_explicit(&w->r->cancelled[t.job_slot % MAX_JOBS],
-                             memory_order_acquire) == t.job_gen) {
-        err = CPOOL_E_CANCELLED;
-    } else if ((f = cpool__registry_get(&w->pool->registry, t.fn, &err)) != NULL) {
-        if (!extent_ok(w->r, t.in_off, t.in_stride, t.count, f->kind == FN_KIND_BYTES ? t.in_stride : f->in_bytes) ||
-            !extent_ok(w->r, t.out_off, t.out_stride, t.count, f->kind == FN_KIND_BYTES ? t.out_stride : f->out_bytes))
-            err = -EFAULT;
-    }
-    if (err) {
-        atomic_store_explicit(&ctl->state.phase, PHASE_PUBLISHING, memory_order_release);
-        publish(w, &t, t.first, t.count, err, 0);
-        return;
-    }
-
-    while (t.count > 0) {
-        int64_t detail = 0;
-        int rc = cpool__fn_run(f, w->r->arena + t.in_off, t.in_stride, w->r->arena + t.out_off,
-                               t.out_stride, t.count, &ctl->state.cur_item, &detail);
-        if (rc == 0) {
-            atomic_store_explicit(&ctl->state.cur_item, t.count, memory_order_relaxed);
-            atomic_store_explicit(&ctl->state.phase, PHASE_PUBLISHING, memory_order_release);
-            /* Count before publishing, so a caller that sees its results also sees
-             * them counted in the statistics. */
-            atomic_fetch_add_explicit(&ctl->state.items_done, t.count, memory_order_relaxed);
-            publish(w, &t, t.first, t.count, 0, 0);
+    for (;;) {
+        const int err = task_error(w, &t, &f);
+        uint32_t from, to;
+        cpool__split_claim(split, err ? UINT32_MAX : slice_items(w, t.fn), &from, &to);
+        if (from == to) return;
+        if (err) {
+            publish(w, &t, from, to - from, err, 0);
             return;
         }
-        /* Item k failed: report the run before it and it, then go on after it. */
-        uint32_t k = (uint32_t)atomic_load_explicit(&ctl->state.cur_item, memory_order_relaxed);
-        if (k >= t.count) k = t.count - 1; /* a batch function that misreported */
-        atomic_store_explicit(&ctl->state.phase, PHASE_PUBLISHING, memory_order_release);
-        atomic_fetch_add_explicit(&ctl->state.items_done, k + 1, memory_order_relaxed);
-        publish(w, &t, t.first, k, 0, 0);
-        publish(w, &t, t.first + k, 1, rc, (int)detail);
-        atomic_store_explicit(&ctl->state.cur_item, 0, memory_order_release);
-        t.first += k + 1;
-        t.count -= k + 1;
-        t.in_off += (uint64_t)(k + 1) * t.in_stride;
-        t.out_off += (uint64_t)(k + 1) * t.out_stride;
-        *slot = t;
-        atomic_thread_fence(memory_order_release);
-        if (t.count) atomic_store_explicit(&ctl->state.phase, PHASE_RUNNING, memory_order_release);
+        const uint64_t t0 = cpool__now_ns();
+        run_slice(w, slot, &t, f, to - from);
+        measure(w, t.fn, cpool__now_ns() - t0, to - from);
     }
 }
 
@@ -206,7 +262,7 @@ _Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
         .pool = p,
         .r = &p->region,
         .ctl = &p->region.ctl[slot],
-        .tasks = cpool__task_ring(&p->region, slot),
+        .tasks = cpool__task_slot(&p->region, slot, 0),
         .results = cpool__result_ring(&p->region, slot),
         .slot = slot,
         .capacity = p->region.header->ring_slots,
@@ -236,6 +292,9 @@ _Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
         run_task(&w, pos);
         cpool__ring_release(&w.ctl->from_worker.task_tail, pos);
         atomic_store_explicit(&w.ctl->state.phase, PHASE_IDLE, memory_order_release);
+        /* Out of tasks: the parent may have work to give this worker (another's). */
+        if (cpool__ring_peek(&w.ctl->to_worker.task_head, &w.ctl->from_worker.task_tail) == UINT64_MAX)
+            cpool__wake_waiters(p);
         if (lifespan &&
             atomic_load_explicit(&w.ctl->state.items_done, memory_order_relaxed) >= lifespan)
             break;

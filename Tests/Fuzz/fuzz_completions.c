@@ -75,10 +75,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(&rec, data + off, sizeof rec);
         /* Half of the records aim at this job, so that the checks past the slot and
          * generation get exercised too. */
-        if (rec.reserved & 1) {
+        if (rec.detail & 1) {
             rec.job_slot = slot;
             rec.job_gen = job->gen;
             rec.chunk %= job->window;
+            rec.serial = job->chunks[rec.chunk].serial;
         }
         cpool__apply_completion(p, 0, &rec);
         if (job->ended_items > job->count || job->failed_items > job->ended_items) {
