@@ -59,7 +59,8 @@ def cpu_model():
 
 # (SwiftPool figure, python figure prefix, label, higher is better, target). A target is
 # (kind, value): ("abs", v) — the figure itself is at least v (or at most, when lower is
-# better); ("ratio", v) — at least v times better than multiprocessing in this run.
+# better); ("ratio", v) — at least v times better than multiprocessing in this run;
+# ("row", key, f) — no worse than f times SwiftPool's row `key` in this run.
 # The C-API rows run a C function in SwiftPool and a Python function in the Python pools:
 # they compare the pool plus its language, as a user choosing between them would.
 ROWS = [
@@ -72,7 +73,12 @@ ROWS = [
     ("keepalive_off_swift", "keepalive_off", "keepalive: 10 maps × 1,000, 200 ms init, keep-alive off", False, None),
     ("keepalive_on_swift", "keepalive_on", "keepalive: same, keep-alive on", False, ("abs", 250)),
     ("startup_swift", "startup", "startup: 2-worker pool, one task, shut down", False, ("abs", 5)),
-    ("skew_swift", "skew", "skew: 2,000 tasks, 98% 10 µs, 2% 10 ms: makespan (SwiftPool default chunks; Python: its best chunking)", False, ("abs", 1.05)),
+    ("pareto_swift", "pareto", "pareto: 5,000 tasks, Pareto α 1.5, 20 µs–20 ms: makespan ÷ ideal (Swift default chunks; Python: its best chunking)", False, ("abs", 1.05)),
+    ("pareto_swift_chunk1", "pareto", "pareto: Swift, chunks of 1 (target: no worse than default chunks)", False, ("row", "pareto_swift", 1.02)),
+    ("one_slow_swift", "one_slow", "one-slow: 1,000 tasks, the first 300 ms, the rest 200 µs: makespan ÷ ideal", False, ("abs", 1.05)),
+    ("one_slow_swift_chunk1", "one_slow", "one-slow: Swift, chunks of 1", False, ("row", "one_slow_swift", 1.02)),
+    ("skew_swift", "skew", "skew: 2,000 tasks, 98% 10 µs, 2% 10 ms: makespan ÷ ideal", False, ("abs", 1.05)),
+    ("skew_swift_chunk1", "skew", "skew: Swift, chunks of 1", False, ("row", "skew_swift", 1.02)),
     ("payload_c", "payload", "payload: 64 × 1 MiB doubles in, ×2, out (C API bytes form vs numpy arrays)", True, ("ratio", 5)),
     ("shared_swift", "shared", "shared: 1 GiB shared array summed in 16 slices", False, None),
     ("shared_128MiB_swift", "shared_128MiB", "shared: 128 MiB shared array summed in 16 slices", False, None),
@@ -85,30 +91,46 @@ ROWS = [
     ("latency_p99", "latency_p99", "latency: C API apply round trip p99, warm", False, None),
     ("idle_latency_p50", "idle_latency_p50", "idle-latency: C API p50, 1 ms idle between calls", False, ("abs", 60)),
     ("idle_latency_p99", "idle_latency_p99", "idle-latency: C API p99, 1 ms idle between calls", False, None),
+    ("pareto_c_auto", "pareto", "pareto: C API, automatic chunks", False, ("abs", 1.05)),
+    ("pareto_c_chunk1", "pareto", "pareto: C API, chunks of 1", False, ("row", "pareto_c_auto", 1.02)),
+    ("pareto_threads", "pareto", "pareto: two plain C threads taking tasks one by one (reference)", False, None),
+    ("one_slow_c_auto", "one_slow", "one-slow: C API, automatic chunks", False, ("abs", 1.05)),
+    ("one_slow_c_chunk1", "one_slow", "one-slow: C API, chunks of 1", False, ("row", "one_slow_c_auto", 1.02)),
+    ("one_slow_threads", "one_slow", "one-slow: two plain C threads (reference)", False, None),
+    ("skew_c_auto", "skew", "skew: C API, automatic chunks", False, ("abs", 1.05)),
+    ("skew_c_chunk1", "skew", "skew: C API, chunks of 1", False, ("row", "skew_c_auto", 1.02)),
+    ("skew_threads", "skew", "skew: two plain C threads (reference)", False, None),
 ]
 
 
 def target_text(target, unit, higher):
     if not target:
         return ""
-    kind, v = target
+    kind, v = target[0], target[1]
     if kind == "ratio":
         return f"≥ {v:g}× multiprocessing"
+    if kind == "row":
+        return f"{'≥' if higher else '≤'} {target[2]:g}× {v}"
     return ("≥ " if higher else "≤ ") + human(v, unit)
 
 
-def target_met(target, figure, higher, ratio_vs_mp):
+def target_met(target, figure, higher, ratio_vs_mp, ours):
     """True or False; None when the figure it needs is missing."""
-    kind, v = target
+    kind, v = target[0], target[1]
     if kind == "ratio":
         return None if ratio_vs_mp is None else ratio_vs_mp >= v
+    if kind == "row":
+        if v not in ours:
+            return None
+        bound = ours[v]["median"] * target[2] if not higher else ours[v]["median"] / target[2]
+        return figure >= bound if higher else figure <= bound
     return figure >= v if higher else figure <= v
 
 
 # The rows the chart shows, with their short labels.
 CHART = {"tiny_swift": "tiny (Swift)", "tiny_c_direct": "tiny-c (C API)", "latency_swift_p50": "latency p50 (Swift)",
          "latency_p50": "latency p50 (C API)", "cpu_50us_swift": "cpu 50 µs", "payload_c": "payload",
-         "skew_swift": "skew", "startup_swift": "startup"}
+         "pareto_swift": "pareto", "skew_swift": "skew", "startup_swift": "startup"}
 POOLS = ["multiprocessing", "ProcessPoolExecutor", "mpire", "loky", "trio_parallel"]
 
 
@@ -180,7 +202,7 @@ def main():
             note = f"; {how.split(': ')[-1]}" if how else ""
             cells.append(f"{human(t['median'], t['unit'])} (×{ratio:,.0f}{note})" if ratio >= 10
                          else f"{human(t['median'], t['unit'])} (×{ratio:.1f}{note})")
-        met = target_met(target, o["median"], higher, ratio_vs_mp) if target else None
+        met = target_met(target, o["median"], higher, ratio_vs_mp, ours) if target else None
         mark = "" if not target else ("met" if met else "n/a" if met is None else "**NOT MET**")
         if target:
             out["targets"][key] = {"target": target_text(target, o["unit"], higher), "met": met}
@@ -190,7 +212,7 @@ def main():
     print(f"\nTargets: {sum(1 for t in out['targets'].values() if t['met'])} of {len(out['targets'])} met"
           + (f"; not met: {'; '.join(unmet)}" if unmet else "") + ".")
     if settings:
-        print("\nPython chunk sizes: each pool ran cpu and skew with its default, with chunks of 1 and with "
+        print("\nPython chunk sizes: each pool ran cpu, pareto, one-slow and skew with its default, with chunks of 1 and with "
               "multiprocessing's automatic size; the table shows its best, named in the cell.")
     if behaviours:
         print("\n| behaviour | pool | what happens |")

@@ -1,9 +1,9 @@
 """The same workloads as Benchmarks/C/bench_core.c on the Python pools a user would
 otherwise pick, printed in the same format ("name<TAB>unit<TAB>run,run,...") so that
 Benchmarks/report.py can take every median the same way and set them side by side.
-Where a pool's chunk size matters (cpu, skew), each pool runs with its default, with
-chunks of 1 and with multiprocessing's automatic size, and its best one is reported
-with a "#setting" line naming it.
+Where a pool's chunk size matters (cpu and the schedule workloads: pareto, one-slow,
+skew), each pool runs with its default, with chunks of 1 and with multiprocessing's
+automatic size, and its best one is reported with a "#setting" line naming it.
 
 Workloads (WORKLOADS.md): tiny (map x*x over 1,000,000 ints, each pool's best
 chunking), latency (sequential apply round trips on a warm pool), idle-latency (the
@@ -216,26 +216,42 @@ def shared(runs, quick):
         shm.unlink()
 
 
-def skew_durations():
+def lcg(seed):
+    return (seed * 6364136223846793005 + 1442695040888963407) & (2**64 - 1)
+
+
+def schedule_durations(kind):
+    """Task durations (us) of each schedule workload: the same generator and seed as
+    Benchmarks/C and Benchmarks/Swift."""
     seed, out = 42, []
-    for _ in range(2000):
-        seed = (seed * 6364136223846793005 + 1442695040888963407) & (2**64 - 1)
-        out.append(10000 if (seed >> 33) % 50 == 0 else 10)
+    if kind == "pareto":  # 5,000 tasks, Pareto alpha 1.5 from 20 us, capped at 20 ms
+        for _ in range(5000):
+            seed = lcg(seed)
+            u = ((seed >> 11) + 0.5) / 9007199254740992.0
+            out.append(min(int(20.0 * u ** (-1.0 / 1.5)), 20000))
+    elif kind == "one_slow":  # 1,000 tasks: the first 300 ms, the others 200 us
+        out = [300000] + [200] * 999
+    else:  # skew: 2,000 tasks, 2% of 10 ms, the others 10 us
+        for _ in range(2000):
+            seed = lcg(seed)
+            out.append(10000 if (seed >> 33) % 50 == 0 else 10)
     return out
 
 
-def skew(label, map_fn, runs):
-    """map_fn(xs, chunksize) -> results."""
-    d = skew_durations()
-    ideal = max(sum(d) / WORKERS, max(d)) / 1e6
+def schedules(label, map_fn, runs):
+    """Makespan against the ideal (the larger of the work shared evenly and the longest
+    task) for each schedule workload; map_fn(xs, chunksize) -> results."""
+    for kind in ("pareto", "one_slow", "skew"):
+        d = schedule_durations(kind)
+        ideal = max(sum(d) / WORKERS, max(d)) / 1e6
 
-    def ratio(run):
-        t0 = time.perf_counter()
-        out = run(d)
-        r = (time.perf_counter() - t0) / ideal
-        assert len(out) == len(d) and all(v > 0 for v in out)
-        return r
-    best_of_chunkings("skew", label, map_fn, len(d), ratio, runs, False)
+        def ratio(run):
+            t0 = time.perf_counter()
+            out = run(d)
+            r = (time.perf_counter() - t0) / ideal
+            assert len(out) == len(d) and all(v > 0 for v in out)
+            return r
+        best_of_chunkings(kind, label, map_fn, len(d), ratio, runs, False)
 
 
 def crash_task(x):
@@ -343,7 +359,7 @@ def main():
     if a.orphan_child:
         orphan_child()
         return
-    print("[Python pools] tiny, latency, idle-latency, cpu, payload, skew, shared, keepalive, startup, "
+    print("[Python pools] tiny, latency, idle-latency, cpu, payload, pareto, one-slow, skew, shared, keepalive, startup, "
           "crash, orphans...", file=sys.stderr)
     n = 1_000_000
     lat_calls = 2000 if a.quick else 10000
@@ -355,7 +371,7 @@ def main():
         latency("multiprocessing", lambda i: pool.apply(identity, (i,)), idle_calls, 0.001, idle_runs)
         cpu("multiprocessing", lambda xs, c: pool.map(spin, xs, chunksize=c), a.runs, a.quick)
         payload("multiprocessing", lambda xs: pool.map(scale, xs, chunksize=1), a.runs)
-        skew("multiprocessing", lambda xs, c: pool.map(spin, xs, chunksize=c), a.runs)
+        schedules("multiprocessing", lambda xs, c: pool.map(spin, xs, chunksize=c), a.runs)
 
     with cf.ProcessPoolExecutor(WORKERS) as ex:
         tiny("ProcessPoolExecutor", lambda xs: list(ex.map(square, xs, chunksize=best_chunk(len(xs)))), n, a.runs)
@@ -363,7 +379,7 @@ def main():
         latency("ProcessPoolExecutor", lambda i: ex.submit(identity, i).result(), idle_calls, 0.001, idle_runs)
         cpu("ProcessPoolExecutor", lambda xs, c: list(ex.map(spin, xs, chunksize=c or 1)), a.runs, a.quick)
         payload("ProcessPoolExecutor", lambda xs: list(ex.map(scale, xs, chunksize=1)), a.runs)
-        skew("ProcessPoolExecutor", lambda xs, c: list(ex.map(spin, xs, chunksize=c or 1)), a.runs)
+        schedules("ProcessPoolExecutor", lambda xs, c: list(ex.map(spin, xs, chunksize=c or 1)), a.runs)
 
     keepalive_and_startup(a.runs)
     shared(a.runs, a.quick)

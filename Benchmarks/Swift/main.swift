@@ -21,6 +21,27 @@ func spin(_ us: Int) -> Int {
     return n
 }
 
+/// Task durations (us) of each schedule workload: the same generator and seed as
+/// Benchmarks/C and Benchmarks/Python.
+func scheduleDurations(_ kind: String) -> [Int] {
+    var seed: UInt64 = 42
+    func next() -> UInt64 {
+        seed = seed &* 6364136223846793005 &+ 1442695040888963407
+        return seed
+    }
+    switch kind {
+    case "pareto": // 5,000 tasks, Pareto alpha 1.5 from 20 us, capped at 20 ms
+        return (0..<5000).map { _ in
+            let u = (Double(next() >> 11) + 0.5) / 9007199254740992.0
+            return min(Int(20.0 * pow(u, -1.0 / 1.5)), 20000)
+        }
+    case "one_slow": // 1,000 tasks: the first 300 ms, the others 200 us
+        return [300_000] + Array(repeating: 200, count: 999)
+    default: // skew: 2,000 tasks, 2% of 10 ms, the others 10 us
+        return (0..<2000).map { _ in (next() >> 33) % 50 == 0 ? 10_000 : 10 }
+    }
+}
+
 func report(_ name: String, _ values: [Double], _ unit: String) {
     print("\(name)\t\(unit)\t" + values.map { "\($0)" }.joined(separator: ","))
     fflush(nil)
@@ -36,7 +57,7 @@ struct SwiftPoolBench: ParsableCommand {
 
     func run() throws {
         let runs = max(3, self.runs)
-        let message = "[Swift API] tiny, latency, cpu, keepalive, skew, crash, shared, startup...\n"
+        let message = "[Swift API] tiny, latency, cpu, keepalive, pareto, one-slow, skew, crash, shared, startup...\n"
         _ = message.withCString { write(2, $0, strlen($0)) }
         let workers = 2
         let n = 1_000_000
@@ -123,27 +144,27 @@ struct SwiftPoolBench: ParsableCommand {
             pool.join()
         }
 
-        // skew: 2,000 tasks, most 10 us, 2% of them 10 ms; makespan against the ideal
-        // schedule (the larger of total work / workers and the longest task). Measured
-        // here: chunks of 1 gave 1.33-1.43x the ideal, the automatic chunking 1.08-1.14x.
+        // schedules: makespan against the ideal (the larger of total work / workers and
+        // the longest task) for pareto, one-slow and skew (the same durations as
+        // Benchmarks/C and Benchmarks/Python), with the default chunks and chunks of 1.
         do {
-            var seed: UInt64 = 42
-            let durations = (0..<2000).map { _ -> Int in
-                seed = seed &* 6364136223846793005 &+ 1442695040888963407
-                return (seed >> 33) % 50 == 0 ? 10_000 : 10
-            }
-            let ideal = max(Double(durations.reduce(0, +)) / Double(workers), Double(durations.max()!)) / 1e6
             let pool = ProcessPool(.init(workerCount: workers, keepAlive: true))
             let work = pool.register { (u: Int) in spin(u) }
             _ = try pool.map(work, [10, 10])
-            var ratio: [Double] = []
-            for _ in 0..<runs {
-                let t0 = now()
-                let out = try pool.map(work, durations) // SwiftPool's default (automatic) chunks
-                ratio.append((now() - t0) / ideal)
-                precondition(out.count == durations.count && out.allSatisfy { $0 > 0 })
+            for kind in ["pareto", "one_slow", "skew"] {
+                let durations = scheduleDurations(kind)
+                let ideal = max(Double(durations.reduce(0, +)) / Double(workers), Double(durations.max()!)) / 1e6
+                for chunkSize in [nil, 1] as [Int?] {
+                    var ratio: [Double] = []
+                    for _ in 0..<runs {
+                        let t0 = now()
+                        let out = try pool.map(work, durations, chunkSize: chunkSize)
+                        ratio.append((now() - t0) / ideal)
+                        precondition(out.count == durations.count && out.allSatisfy { $0 > 0 })
+                    }
+                    report("\(kind)_swift\(chunkSize == nil ? "" : "_chunk1")", ratio, "×ideal")
+                }
             }
-            report("skew_swift", ratio, "×ideal")
 
             // crash: task 500 of 1,000 kills its worker
             let t0 = now()

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "completion.h"
+#include "futex.h"
 #include "job.h"
 #include "supervisor.h"
 
@@ -234,6 +235,31 @@ int cpool_stop_workers(cpool_pool_t *h, uint64_t timeout_ns) {
     return rc;
 }
 
+/* 1 while a slot waits for its process, or its process for the end of its init hook.
+ * Locks held: p->lock. */
+static int starting(const cpool__pool_t *p) {
+    for (uint32_t w = 0; w < p->workers; w++)
+        if (p->w[w].respawn || (p->w[w].pid && !atomic_load(&p->region.ctl[w].state.init_ok)))
+            return 1;
+    return 0;
+}
+
+/* Sleeps until a worker says its init hook is done (it wakes the parent's waiters),
+ * the supervisor reports a change, or 1 ms passed. Locks held: p->lock, released while
+ * asleep. */
+static void wait_for_start(cpool__pool_t *p) {
+    cpool__header_t *h = p->region.header;
+    atomic_fetch_add(&h->parent_sleepers, 1);
+    const uint32_t seq = atomic_load(&h->results_seq);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (starting(p)) {
+        pthread_mutex_unlock(&p->lock);
+        cpool__futex_wait(&h->results_seq, seq, 1000000u);
+        pthread_mutex_lock(&p->lock);
+    }
+    atomic_fetch_sub(&h->parent_sleepers, 1);
+}
+
 int cpool_start_workers(cpool_pool_t *h) {
     cpool__pool_t *p;
     int rc = cpool__pool_enter(h, &p);
@@ -252,16 +278,9 @@ int cpool_start_workers(cpool_pool_t *h) {
         cpool__supervisor_poke(p);
         pthread_mutex_lock(&p->lock);
         /* Until every slot has a process that finished its init hook (or died: the
-         * supervisor then forks another or breaks the pool). Init completion is not
-         * signalled, so look every millisecond. */
-        for (;;) {
-            int pending = 0;
-            for (uint32_t w = 0; w < p->workers; w++)
-                pending |= p->w[w].respawn ||
-                           (p->w[w].pid && !atomic_load(&p->region.ctl[w].state.init_ok));
-            if (!pending || p->broken || p->state != POOL_OPEN || p->start_error) break;
-            cpool__pool_wait_changed(p, cpool__now_ns() + 1000000u);
-        }
+         * supervisor then forks another or breaks the pool). */
+        while (starting(p) && !p->broken && p->state == POOL_OPEN && !p->start_error)
+            wait_for_start(p);
         rc = p->broken ? p->broken : p->state != POOL_OPEN ? CPOOL_E_CLOSED : p->start_error;
         pthread_mutex_unlock(&p->lock);
     }

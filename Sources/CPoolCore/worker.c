@@ -281,6 +281,7 @@ _Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
         atomic_store_explicit(&w.ctl->state.phase, PHASE_IDLE, memory_order_release);
     }
     atomic_store_explicit(&w.ctl->state.init_ok, 1, memory_order_release);
+    cpool__wake_waiters(p); /* cpool_start_workers waits for this */
 
     const uint64_t lifespan = p->opts.max_tasks_per_worker;
     const uint64_t growth = p->opts.max_memory_growth_bytes;

@@ -22,6 +22,30 @@ struct MapTests {
         #expect(out.enumerated().allSatisfy { $0.element == $0.offset * $0.offset })
     }
 
+    /// Item 0 holds its worker until every other item has run (each sets its flag in a
+    /// shared page) or 20 s pass. It is released only if nothing waited behind it: not
+    /// the rest of its chunk, nor chunks queued on its worker. No timing is asserted.
+    @Test(.timeLimit(.minutes(1)), arguments: [nil, 1, 100] as [Int?])
+    func noItemWaitsBehindASlowOneWhileAWorkerIsIdle(chunk: Int?) throws {
+        let n = 400
+        let flags = SharedCounters() // [i]: item i ran
+        let pool = ProcessPool(.init(workerCount: 2))
+        let out = try pool.map(Array(0..<n), chunkSize: chunk) { (i: Int) -> Int in
+            guard i == 0 else {
+                usleep(20)
+                flags.base[i] = 1
+                return i + 1000
+            }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while (1..<n).contains(where: { flags.base[$0] == 0 }) {
+                if ContinuousClock.now > deadline { return -1 }
+            }
+            return 1
+        }
+        #expect(out[0] == 1)
+        #expect(Array(out[1...]) == Array(1001..<(1000 + n)))
+    }
+
     @Test(arguments: [1, 7, 1000, 100_000])
     func mapsWithAnyChunkSize(chunk: Int) throws {
         let pool = ProcessPool(.init(workerCount: 2))
