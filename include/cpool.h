@@ -250,8 +250,10 @@ CPOOL_API int cpool_submit(cpool_pool_t *pool, cpool_fn_t fn, const void *args,
  * and out_stride_bytes output bytes per item). A stride larger than the record or the
  * result leaves the bytes in between alone (records inside larger structs); a smaller
  * one is CPOOL_E_SIZE; a count whose span overflows size_t or the address space is
- * -EOVERFLOW. Items go to the workers in chunks of
- * chunk_items (0 = automatic). statuses (count entries) may be NULL. Returns 0 when
+ * -EOVERFLOW. Items go to the workers in chunks of chunk_items, or 0 for automatic
+ * chunks that shrink as the input drains. Either way a worker that runs out of work
+ * takes over items that another has not started, so no item waits behind a slow one
+ * while a worker is idle. statuses (count entries) may be NULL. Returns 0 when
  * every item succeeded, CPOOL_E_TASK_FAILED when some failed (statuses say which;
  * the others' results are all written), or a call error (nothing ran). */
 CPOOL_API int cpool_map(cpool_pool_t *pool, cpool_fn_t fn, const void *in,

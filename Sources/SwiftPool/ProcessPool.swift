@@ -201,8 +201,9 @@ public final class ProcessPool: @unchecked Sendable {
     /// Runs `body` on every input in the workers and returns the results in input order
     /// (multiprocessing's `map`). Throws the first failure in input order; the
     /// ``mapResults(_:chunkSize:_:)`` variant returns every task's result or error.
-    /// `chunkSize`: tasks sent to a worker at a time; `nil` chooses (about four chunks
-    /// per worker).
+    /// `chunkSize`: tasks sent to a worker at a time; `nil` chooses chunks that shrink
+    /// as the input drains. Either way an idle worker takes over tasks that a busy one
+    /// has not started, so no task waits behind a slow one while a worker is idle.
     @inlinable
     public func map<Argument: BitwiseCopyable, Result: BitwiseCopyable>(
         _ inputs: [Argument], chunkSize: Int? = nil, _ body: @escaping @Sendable (Argument) throws -> Result
