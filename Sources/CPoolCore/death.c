@@ -42,10 +42,11 @@ static void count_death(cpool__pool_t *p, uint32_t w, ending_t how) {
     if (init_ok) p->init_failures = 0;
 }
 
-/* Why the process left the item it was running, as the parent's kill records say. */
-static cpool__cause_t cause_of(const cpool__worker_t *ws, uint64_t seq, uint64_t item) {
+/* Why the process left the item it was running at `at`, as the parent's kill records
+ * say. */
+static cpool__cause_t cause_of(const cpool__worker_t *ws, cpool__position_t at) {
     if (ws->kill_reason == KILL_NONE) return CAUSE_CRASH;
-    const int targeted = ws->kill_seq == seq && ws->kill_item == item;
+    const int targeted = cpool__same_position(ws->kill_at, at);
     if (targeted && ws->kill_reason == KILL_TIMEOUT) return CAUSE_TIMEOUT;
     if (targeted && ws->kill_reason == KILL_CANCEL) return CAUSE_CANCEL;
     return CAUSE_INNOCENT;
@@ -62,16 +63,15 @@ static void settle_task(cpool__pool_t *p, uint32_t w, ending_t how) {
     cpool__worker_ctl_t *c = &p->region.ctl[w];
     const uint64_t tail = atomic_load(&c->from_worker.task_tail);
     const uint32_t phase = atomic_load(&c->state.phase);
-    const uint64_t cur_seq = atomic_load(&c->state.cur_seq);
-    const uint64_t cur_item = atomic_load(&c->state.cur_item);
+    const cpool__position_t at = cpool__position_of(c);
     /* A process that died in its init or exit hook, or idle, was in no task. */
     const int in_task = phase == PHASE_RUNNING || phase == PHASE_PUBLISHING;
-    if (tail == atomic_load(&c->to_worker.task_head) || !in_task || cur_seq != tail) return;
+    if (tail == atomic_load(&c->to_worker.task_head) || !in_task || at.seq != tail) return;
     const cpool__interruption_t it = {
         .seq = tail,
-        .done = cur_item,
+        .done = at.item,
         .running = phase == PHASE_RUNNING,
-        .cause = cause_of(&p->w[w], cur_seq, cur_item),
+        .cause = cause_of(&p->w[w], at),
         .detail = crash_detail(how),
     };
     cpool__settle_interrupted_task(p, w, &it);

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "completion.h"
+#include "dispatch.h"
 #include "futex.h"
 #include "job.h"
 #include "supervisor.h"
@@ -30,11 +31,14 @@ static int results_pending(const cpool__pool_t *p) {
     return 0;
 }
 
-/* Drains and dispatches for everybody when there is something to drain. */
+/* Drains and dispatches for everybody when there is something to drain. With force,
+ * also looks for idle workers to give work to (a worker that ran out of tasks just as
+ * this thread was going to sleep did not wake it: this is where that is seen). */
 static void make_progress(cpool__pool_t *p, int force) {
     if (!force && !results_pending(p) && !p->queue_head) return;
     pthread_mutex_lock(&p->lock);
     int changed = cpool__progress(p);
+    if (force && !changed) cpool__rebalance(p);
     pthread_mutex_unlock(&p->lock);
     if (changed) cpool__wake_waiters(p);
 }
@@ -50,6 +54,10 @@ int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns) {
      * here would keep it off that CPU for the whole spin window (idle-latency p50 was
      * 108 us that way), yielding lets it run at once. */
     if (job->woke_worker) b.yielding = 1;
+    /* Once the job has needed a sleep it is a long one: after each wake-up the caller
+     * applies what there is and sleeps again at once, instead of spinning on cores the
+     * workers need. */
+    int slept = 0;
     make_progress(p, 1);
     for (;;) {
         if (atomic_load_explicit(&job->ended, memory_order_acquire)) return job_result(job);
@@ -58,12 +66,15 @@ int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns) {
         uint64_t now = 0;
         if (timeout_ns && (b.rounds & 63u) == 0 && (now = cpool__now_ns()) - start >= timeout_ns)
             return -ETIMEDOUT;
-        if (cpool__backoff(&b, p->opts.spin_ns)) continue;
+        if (!slept && cpool__backoff(&b, p->opts.spin_ns)) continue;
 
         atomic_fetch_add_explicit(&h->parent_sleepers, 1, memory_order_relaxed);
         uint32_t seq = atomic_load_explicit(&h->results_seq, memory_order_acquire);
         atomic_thread_fence(memory_order_seq_cst);
-        if (!results_pending(p) && !atomic_load_explicit(&job->ended, memory_order_acquire)) {
+        /* Workers wake a sleeping parent only when it has something to do; what they
+         * did before they could see it asleep is taken care of here. */
+        make_progress(p, 1);
+        if (!atomic_load_explicit(&job->ended, memory_order_acquire)) {
             uint64_t slice = WAIT_SLICE_NS;
             if (timeout_ns) {
                 now = cpool__now_ns();
@@ -74,6 +85,7 @@ int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns) {
                 if (timeout_ns - (now - start) < slice) slice = timeout_ns - (now - start);
             }
             cpool__futex_wait(&h->results_seq, seq, slice);
+            slept = 1;
         }
         atomic_fetch_sub_explicit(&h->parent_sleepers, 1, memory_order_relaxed);
         cpool__backoff_start(&b);
@@ -103,11 +115,10 @@ int cpool_job_cancel(cpool_job_t *job) {
     for (uint32_t w = 0; w < p->workers; w++) {
         cpool__worker_ctl_t *c = &p->region.ctl[w];
         if (!p->w[w].pid || atomic_load(&c->state.phase) != PHASE_RUNNING) continue;
-        uint64_t seq = atomic_load(&c->state.cur_seq);
+        const cpool__position_t at = cpool__position_of(c);
         cpool__task_t t;
-        if (cpool__job_of_task(p, w, seq, &t) != job) continue;
-        if (p->w[w].kill_reason == KILL_NONE)
-            cpool__kill_worker(p, w, KILL_CANCEL, seq, atomic_load(&c->state.cur_item));
+        if (cpool__job_of_task(p, w, at.seq, &t) != job) continue;
+        if (p->w[w].kill_reason == KILL_NONE) cpool__kill_worker(p, w, KILL_CANCEL, at);
     }
     cpool__job_end_check(p, job);
     pthread_mutex_unlock(&p->lock);

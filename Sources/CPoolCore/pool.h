@@ -39,6 +39,22 @@ enum {
     KILL_HOOK_TIMEOUT = 3, /* its init or exit hook ran too long */
 };
 
+/* Where a worker's process is: the ring position of its task, the item within the
+ * slot's current run, and the items it has published, which tells the first item of
+ * one slice from the first item of the next. */
+typedef struct cpool__position {
+    uint64_t seq, item, done;
+} cpool__position_t;
+
+static inline cpool__position_t cpool__position_of(const cpool__worker_ctl_t *c) {
+    return (cpool__position_t){atomic_load(&c->state.cur_seq), atomic_load(&c->state.cur_item),
+                               atomic_load(&c->state.items_done)};
+}
+
+static inline int cpool__same_position(cpool__position_t a, cpool__position_t b) {
+    return a.seq == b.seq && a.item == b.item && a.done == b.done;
+}
+
 typedef struct cpool__worker {
     pid_t pid;          /* 0 when no process runs in this slot */
     int pidfd;          /* -1 when none */
@@ -46,10 +62,11 @@ typedef struct cpool__worker {
     uint32_t inflight;  /* chunks queued on this slot's ring and not yet ended */
     uint64_t open_items;/* items of those chunks not yet ended */
     int kill_reason;    /* KILL_* */
-    uint64_t kill_seq, kill_item; /* what it was running when killed */
+    cpool__position_t kill_at;    /* what it was running when killed */
     uint64_t kill_deadline_ns;    /* SIGKILL due then (after a SIGTERM), 0 when none */
-    /* timeout watch: the (task, item) last seen running and when it was first seen */
-    uint64_t seen_seq, seen_item, seen_ns;
+    /* timeout watch: the item last seen running and when it was first seen */
+    cpool__position_t seen_at;
+    uint64_t seen_ns;
     int seen_valid;
     uint64_t items_before;      /* items done by earlier processes of this slot */
     uint64_t restarts, crashes, timeouts, recycles;

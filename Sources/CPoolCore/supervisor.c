@@ -30,8 +30,10 @@ void cpool__signal_worker(cpool__pool_t *p, uint32_t w, int sig) {
     if (p->w[w].pidfd >= 0) syscall(SYS_pidfd_send_signal, p->w[w].pidfd, sig, NULL, 0);
 }
 
-/* Forks the process for slot w. Locks held: none (the child touches no lock). */
-static int spawn(cpool__pool_t *p, uint32_t w) {
+/* Forks the process for slot w (a replacement: counted as a restart, in the same
+ * critical section that publishes its pid, so that nobody sees its work uncounted).
+ * Locks held: none (the child touches no lock). */
+static int spawn(cpool__pool_t *p, uint32_t w, int replacement) {
     pid_t pid = fork();
     if (pid < 0) return -errno;
     if (pid == 0) cpool__worker_main(p, w);
@@ -47,17 +49,17 @@ static int spawn(cpool__pool_t *p, uint32_t w) {
     p->w[w].pidfd = fd;
     p->w[w].respawn = 0;
     p->w[w].seen_valid = 0;
+    p->w[w].restarts += replacement != 0;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
     return 0;
 }
 
-void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, uint64_t seq, uint64_t item) {
+void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, cpool__position_t at) {
     cpool__worker_t *ws = &p->w[w];
     if (!ws->pid || ws->kill_reason != KILL_NONE) return;
     ws->kill_reason = reason;
-    ws->kill_seq = seq;
-    ws->kill_item = item;
+    ws->kill_at = at;
     if (p->opts.kill_grace_ns) {
         /* A worker whose init hook installed a SIGTERM handler may clean up; the
          * supervisor sends SIGKILL when the grace is over. */
@@ -83,25 +85,24 @@ static void watch_timeouts(cpool__pool_t *p, uint64_t now) {
             (phase == PHASE_INIT || phase == PHASE_EXITING)) {
             uint64_t limit = phase == PHASE_INIT ? p->opts.init_timeout_ns : p->opts.exit_timeout_ns;
             if (limit && now - atomic_load(&c->state.phase_since_ns) >= limit)
-                cpool__kill_worker(p, w, KILL_HOOK_TIMEOUT, 0, 0);
+                cpool__kill_worker(p, w, KILL_HOOK_TIMEOUT, (cpool__position_t){0, 0, 0});
         }
         if (!ws->pid || ws->kill_reason != KILL_NONE || phase != PHASE_RUNNING) {
             ws->seen_valid = 0;
             continue;
         }
-        uint64_t seq = atomic_load(&c->state.cur_seq), item = atomic_load(&c->state.cur_item);
-        if (!ws->seen_valid || ws->seen_seq != seq || ws->seen_item != item) {
+        const cpool__position_t at = cpool__position_of(c);
+        if (!ws->seen_valid || !cpool__same_position(ws->seen_at, at)) {
             ws->seen_valid = 1;
-            ws->seen_seq = seq;
-            ws->seen_item = item;
+            ws->seen_at = at;
             ws->seen_ns = now;
             continue;
         }
         cpool__task_t t;
-        cpool_job_t *job = cpool__job_of_task(p, w, seq, &t);
+        cpool_job_t *job = cpool__job_of_task(p, w, at.seq, &t);
         if (!job || !job->timeout_ns || now - ws->seen_ns < job->timeout_ns) continue;
         ws->timeouts++;
-        cpool__kill_worker(p, w, KILL_TIMEOUT, seq, item);
+        cpool__kill_worker(p, w, KILL_TIMEOUT, at);
     }
 }
 
@@ -171,24 +172,21 @@ static uint32_t replacements_due(cpool__pool_t *p, uint32_t *due) {
 
 /* Forks a replacement for slot w. Locks held: none. */
 static void replace(cpool__pool_t *p, uint32_t w) {
-    int rc = spawn(p, w);
+    int rc = spawn(p, w, 1);
+    if (rc == 0) return;
+    /* No process to be had (fork failed): the slot stays empty, and whoever waits for
+     * it learns why. */
     pthread_mutex_lock(&p->lock);
-    if (rc == 0) {
-        p->w[w].restarts++;
-    } else {
-        /* No process to be had (fork failed): the slot stays empty, and whoever waits
-         * for it learns why. */
-        p->w[w].respawn = 0;
-        p->start_error = rc;
-        pthread_cond_broadcast(&p->changed);
-    }
+    p->w[w].respawn = 0;
+    p->start_error = rc;
+    pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
 }
 
 /* Forks the first workers and tells cpool__supervisor_start how that went. */
 static void start_workers(cpool__pool_t *p) {
     int err = 0;
-    for (uint32_t w = 0; w < p->workers && !err; w++) err = spawn(p, w);
+    for (uint32_t w = 0; w < p->workers && !err; w++) err = spawn(p, w, 0);
     pthread_mutex_lock(&p->lock);
     p->start_error = err;
     p->started = 1;

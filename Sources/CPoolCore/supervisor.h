@@ -16,9 +16,9 @@ void cpool__supervisor_stop(cpool__pool_t *p);
 /* Sends sig to worker w's process through its pidfd (never by pid). Locks held: p->lock. */
 void cpool__signal_worker(cpool__pool_t *p, uint32_t w, int sig);
 
-/* Stops worker w for `reason` while it runs item `item` of the task at ring position
- * `seq`: SIGTERM then SIGKILL after the grace, or SIGKILL at once. Locks held: p->lock. */
-void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, uint64_t seq, uint64_t item);
+/* Stops worker w for `reason` while it runs the item at `at`: SIGTERM then SIGKILL
+ * after the grace, or SIGKILL at once. Locks held: p->lock. */
+void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, cpool__position_t at);
 
 /* Settles the death of worker w's process: counts it, settles the task it was in, and
  * decides whether the slot gets a replacement. si is its status from waitid, or NULL

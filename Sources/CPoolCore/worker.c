@@ -45,6 +45,14 @@ static void check_parent(const worker_ctx_t *w) {
     if (getppid() != w->parent) leave(w->ctl, 0);
 }
 
+/* 1 when this worker's task ring holds half its capacity or less: room the parent can
+ * fill in one go. */
+static int refill_due(const worker_ctx_t *w) {
+    const uint64_t queued = atomic_load_explicit(&w->ctl->to_worker.task_head, memory_order_relaxed) -
+                            atomic_load_explicit(&w->ctl->from_worker.task_tail, memory_order_relaxed);
+    return queued <= w->capacity / 2;
+}
+
 /* Reports items [first, first+count) of task t. Waits while the result ring is full:
  * the parent drains it whenever it waits, so this is rare and short. */
 static void publish(const worker_ctx_t *w, const cpool__task_t *t, uint32_t first,
@@ -67,14 +75,15 @@ static void publish(const worker_ctx_t *w, const cpool__task_t *t, uint32_t firs
     c->detail = detail;
     c->serial = t->serial;
     cpool__ring_publish(&w->ctl->from_worker.res_head, pos);
-    /* Wake a sleeping parent only when it has something to do: the job has ended,
-     * a job waits for room to dispatch, or the result ring is filling up. (And when
-     * this worker runs out of tasks: see cpool__worker_main.) */
-    const cpool__header_t *h = w->r->header;
+    /* Wake a sleeping parent only when it has something to do: the job has ended, a
+     * job waits for room to dispatch and this worker's ring has drained to half, or
+     * the result ring is filling up. (And when this worker runs out of tasks: see
+     * cpool__worker_main.) Waking it for every completion would let its spin compete
+     * with the workers for the cores. */
     const int job_ended = cpool__job_left_sub(&w->r->job_left[t->job_slot % MAX_JOBS], t->job_gen, count);
     const uint64_t unread = pos + 1 - atomic_load_explicit(&w->ctl->to_worker.res_tail, memory_order_relaxed);
-    if (job_ended || atomic_load_explicit(&h->jobs_waiting, memory_order_relaxed) ||
-        unread >= w->capacity / 2)
+    if (job_ended || unread >= w->capacity / 2 || (refill_due(w) && atomic_load_explicit(
+                                                        &w->r->header->jobs_waiting, memory_order_relaxed)))
         cpool__wake_waiters(w->pool);
 }
 

@@ -130,7 +130,7 @@ static void shouldRunAnInnocentTaskAgainWhenItsWorkerWasKilledForAnother(void) {
     int32_t pid = running_pid(p);
     CHECK(pid > 0);
     pthread_mutex_lock(&ip->lock);
-    cpool__kill_worker(ip, 0, KILL_CANCEL, guilty_seq, 0);
+    cpool__kill_worker(ip, 0, KILL_CANCEL, (cpool__position_t){guilty_seq, 0, 0});
     pthread_mutex_unlock(&ip->lock);
     CHECK_RC(cpool_job_wait(innocent, 0), 0);
     cpool_status_t st;
@@ -141,6 +141,59 @@ static void shouldRunAnInnocentTaskAgainWhenItsWorkerWasKilledForAnother(void) {
     CHECK(wait_process_gone(pid, 5000));
     CHECK_EQ(STAT_SUM(p, restarts), 1);
     cpool_job_free(innocent);
+    cpool_destroy(p);
+}
+
+/* Within one task, a worker runs slice after slice, each starting again at item 0 of
+ * its run: a kill aimed at the first item of one slice lands when the next slice has
+ * begun. The item running then is innocent: it runs again and succeeds. */
+static void shouldRunAnInnocentItemAgainWhenTheKillWasForAnEarlierSlice(void) {
+    cpool_pool_t *p = make_pool(1);
+    cpool__pool_t *ip = cpool__pool_internal(p);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    int64_t in[2] = {1, 300}, out[2] = {0, 0};
+    cpool_status_t st[2];
+    cpool_job_t *job;
+    /* One chunk of two items: an unmeasured function's first slice is one item. */
+    CHECK_RC(cpool_map_start(p, s, in, 8, out, 8, 2, 2, st, &job), 0);
+    cpool__worker_ctl_t *c = &ip->region.ctl[0];
+    const uint64_t deadline = test_now_ms() + 5000;
+    while ((atomic_load(&c->state.items_done) < 1 || atomic_load(&c->state.phase) != PHASE_RUNNING) &&
+           test_now_ms() < deadline)
+        usleep(200);
+    cpool__position_t now = cpool__position_of(c);
+    CHECK_EQ(now.item, 0);    /* the second item is item 0 of its slice... */
+    CHECK_EQ(now.done, 1);    /* ...after the first slice was published */
+    const cpool__position_t first_slice = {now.seq, 0, 0};
+    pthread_mutex_lock(&ip->lock);
+    cpool__kill_worker(ip, 0, KILL_CANCEL, first_slice);
+    pthread_mutex_unlock(&ip->lock);
+    CHECK_RC(cpool_job_wait(job, 0), 0);
+    CHECK_EQ(st[1].code, 0);
+    CHECK_EQ(out[0], 1);
+    CHECK_EQ(out[1], 300);
+    CHECK_EQ(STAT_SUM(p, restarts), 1);
+    cpool_job_free(job);
+    cpool_destroy(p);
+}
+
+/* Items that each take most of the timeout, run one slice after another in a single
+ * task, never add up to a timeout: the watch sees each new item. */
+static void shouldNotTimeOutItemsThatEachFinishInTime(void) {
+    cpool_options_t o;
+    cpool_options_init(&o);
+    o.workers = 1;
+    o.task_timeout_ns = 250000000ull; /* 250 ms; six items of 100 ms in one chunk */
+    cpool_pool_t *p;
+    CHECK_RC(cpool_create(&o, &p), 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    int64_t in[6] = {100, 100, 100, 100, 100, 100}, out[6] = {0};
+    cpool_status_t st[6];
+    CHECK_RC(cpool_map(p, s, in, 8, out, 8, 6, 6, st), 0);
+    int ok = 0;
+    for (int i = 0; i < 6; i++) ok += st[i].code == 0 && out[i] == 100;
+    CHECK_EQ(ok, 6);
+    CHECK_EQ(STAT_SUM(p, timeouts), 0);
     cpool_destroy(p);
 }
 
@@ -179,6 +232,8 @@ int main(void) {
     RUN(shouldCancelARunningTaskByKillingItsWorker);
     RUN(shouldCancelQueuedItemsOfAMapAtOnce);
     RUN(shouldRunAnInnocentTaskAgainWhenItsWorkerWasKilledForAnother);
+    RUN(shouldRunAnInnocentItemAgainWhenTheKillWasForAnEarlierSlice);
+    RUN(shouldNotTimeOutItemsThatEachFinishInTime);
     RUN(shouldNeverFailTheNextTaskWhenCancellingOneThatJustEnded);
     cpool_destroy(pool);
     return finish();
