@@ -30,10 +30,8 @@ void cpool__signal_worker(cpool__pool_t *p, uint32_t w, int sig) {
     if (p->w[w].pidfd >= 0) syscall(SYS_pidfd_send_signal, p->w[w].pidfd, sig, NULL, 0);
 }
 
-/* Forks the process for slot w (a replacement: counted as a restart, in the same
- * critical section that publishes its pid, so that nobody sees its work uncounted).
- * Locks held: none (the child touches no lock). */
-static int spawn(cpool__pool_t *p, uint32_t w, int replacement) {
+/* Forks the process for slot w. Locks held: none (the child touches no lock). */
+static int spawn(cpool__pool_t *p, uint32_t w) {
     pid_t pid = fork();
     if (pid < 0) return -errno;
     if (pid == 0) cpool__worker_main(p, w);
@@ -49,7 +47,6 @@ static int spawn(cpool__pool_t *p, uint32_t w, int replacement) {
     p->w[w].pidfd = fd;
     p->w[w].respawn = 0;
     p->w[w].seen_valid = 0;
-    p->w[w].restarts += replacement != 0;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
     return 0;
@@ -165,6 +162,9 @@ static uint32_t replacements_due(cpool__pool_t *p, uint32_t *due) {
         if (!p->w[w].respawn || p->w[w].pid) continue;
         if (!p->paused && p->state == POOL_OPEN)
             atomic_store(&p->region.ctl[w].to_worker.stop, STOP_NONE); /* after a stop */
+        /* Counted before the fork: the new process may run tasks, and its caller see
+         * them done, before this thread publishes its pid. */
+        p->w[w].restarts++;
         due[n++] = w;
     }
     return n;
@@ -172,11 +172,12 @@ static uint32_t replacements_due(cpool__pool_t *p, uint32_t *due) {
 
 /* Forks a replacement for slot w. Locks held: none. */
 static void replace(cpool__pool_t *p, uint32_t w) {
-    int rc = spawn(p, w, 1);
+    int rc = spawn(p, w);
     if (rc == 0) return;
     /* No process to be had (fork failed): the slot stays empty, and whoever waits for
      * it learns why. */
     pthread_mutex_lock(&p->lock);
+    p->w[w].restarts--;
     p->w[w].respawn = 0;
     p->start_error = rc;
     pthread_cond_broadcast(&p->changed);
@@ -186,7 +187,7 @@ static void replace(cpool__pool_t *p, uint32_t w) {
 /* Forks the first workers and tells cpool__supervisor_start how that went. */
 static void start_workers(cpool__pool_t *p) {
     int err = 0;
-    for (uint32_t w = 0; w < p->workers && !err; w++) err = spawn(p, w, 0);
+    for (uint32_t w = 0; w < p->workers && !err; w++) err = spawn(p, w);
     pthread_mutex_lock(&p->lock);
     p->start_error = err;
     p->started = 1;

@@ -88,7 +88,6 @@ struct AsyncStreamTests {
     @Test(.timeLimit(.minutes(1))) func cancellingTheConsumerStopsTheStreamAndItsWorkers() async throws {
         let counters = SharedCounters() // [worker id]: the pid running a task
         let pool = ProcessPool(.init(workerCount: 2))
-        let started = ContinuousClock.now
         let consumer = Task {
             var n = 0
             for await _ in try pool.mapStream(0..<1000, chunkSize: 1, { (_: Int) -> Int in
@@ -101,6 +100,9 @@ struct AsyncStreamTests {
             return n
         }
         while counters[0] == 0 || counters[1] == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        // Timed from the cancel: the tasks sleep 30 s, so ending well before proves they
+        // were not waited for (the start-up before it depends on the parallel suite's load).
+        let started = ContinuousClock.now
         consumer.cancel()
         let n = try await consumer.value
         #expect(n <= 1) // every task sleeps 30 s: at most the cancellation itself is yielded
