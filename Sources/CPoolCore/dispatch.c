@@ -166,6 +166,7 @@ static cpool__task_t task_for(cpool__pool_t *p, cpool_job_t *job, uint32_t ci) {
     t.fn = job->fn;
     t.chunk = ci;
     t.serial = ch->serial;
+    t.flags = job->count == 1 ? TASK_WHOLE_JOB : 0;
     t.first = 0;
     t.count = (uint32_t)n;
     if (job->in_shared) {

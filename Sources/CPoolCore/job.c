@@ -137,7 +137,8 @@ int cpool__job_create(cpool__pool_t *p, const cpool__job_request_t *rq, cpool_jo
     job->gen = ++p->job_gen[s];
     if (job->gen == 0) job->gen = p->job_gen[s] = 1; /* 0 means "not cancelled" */
     p->jobs[s] = job;
-    atomic_store(&p->region.job_left[s], cpool__job_left_make(job->gen, job->count));
+    if (job->count > 1) /* a single item's task says so itself (TASK_WHOLE_JOB) */
+        atomic_store(&p->region.job_left[s], cpool__job_left_make(job->gen, job->count));
     const int custom = has_custom_timeout(p, job);
     if (custom && (p->custom_timeouts++ == 0 || job->timeout_ns < p->min_custom_timeout_ns))
         p->min_custom_timeout_ns = job->timeout_ns;

@@ -34,9 +34,12 @@ typedef struct cpool__task {
     uint32_t first;      /* index within the chunk of the first item not yet run */
     uint32_t count;      /* items from first to the task's end when it was written; the
                             end is the split word's (the parent may lower it) */
-    uint32_t reserved;
+    uint32_t flags;      /* TASK_* */
 } cpool__task_t;
 _Static_assert(sizeof(cpool__task_t) == 56, "task descriptor and split word fill a cache line");
+
+/* The task is its job's only item: publishing it ends the job (no count to keep). */
+#define TASK_WHOLE_JOB 1u
 
 /* A task-ring slot: the descriptor and its split word (ring.h) in one cache line, so
  * that a worker taking a task touches one line. Only the descriptor is ever copied;

@@ -80,7 +80,8 @@ static void publish(const worker_ctx_t *w, const cpool__task_t *t, uint32_t firs
      * the result ring is filling up. (And when this worker runs out of tasks: see
      * cpool__worker_main.) Waking it for every completion would let its spin compete
      * with the workers for the cores. */
-    const int job_ended = cpool__job_left_sub(&w->r->job_left[t->job_slot % MAX_JOBS], t->job_gen, count);
+    const int job_ended = (t->flags & TASK_WHOLE_JOB) ||
+                          cpool__job_left_sub(&w->r->job_left[t->job_slot % MAX_JOBS], t->job_gen, count);
     const uint64_t unread = pos + 1 - atomic_load_explicit(&w->ctl->to_worker.res_tail, memory_order_relaxed);
     if (job_ended || unread >= w->capacity / 2 || (refill_due(w) && atomic_load_explicit(
                                                         &w->r->header->jobs_waiting, memory_order_relaxed)))
@@ -220,9 +221,13 @@ static void run_task(worker_ctx_t *w, uint64_t pos) {
             publish(w, &t, from, to - from, err, 0);
             return;
         }
-        const uint64_t t0 = cpool__now_ns();
+        /* Only tasks of several items are measured: slices of a one-item task are
+         * one item whatever the measure, and its round trip is what apply costs. */
+        const int timed = t.count > 1;
+        const uint64_t t0 = timed ? cpool__now_ns() : 0;
         run_slice(w, slot, &t, f, to - from);
-        measure(w, t.fn, cpool__now_ns() - t0, to - from);
+        if (timed) measure(w, t.fn, cpool__now_ns() - t0, to - from);
+        if (t.count == 0) return; /* the end can only have come closer */
     }
 }
 
