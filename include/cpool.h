@@ -272,6 +272,13 @@ CPOOL_API int cpool_map_start(cpool_pool_t *pool, cpool_fn_t fn, const void *in,
  * on different jobs at once; one job is waited on by one thread at a time. */
 CPOOL_API int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns);
 
+/* Waits until any of `count` jobs (all of one pool) has ended, like
+ * concurrent.futures.wait(FIRST_COMPLETED): returns the lowest index of an ended job
+ * (read its outcome with cpool_job_wait, which then returns at once), -ETIMEDOUT when
+ * timeout_ns (0: no limit) passed first, or -EINVAL (no jobs, a NULL job, jobs of
+ * different pools). Workers wake the caller when a job ends: no polling. */
+CPOOL_API int cpool_job_wait_any(cpool_job_t *const *jobs, size_t count, uint64_t timeout_ns);
+
 /* 1 when the job has ended, 0 when not; makes progress like a zero wait. */
 CPOOL_API int cpool_job_done(cpool_job_t *job);
 

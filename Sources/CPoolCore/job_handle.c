@@ -43,9 +43,17 @@ static void make_progress(cpool__pool_t *p, int force) {
     if (changed) cpool__wake_waiters(p);
 }
 
-int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns) {
-    if (!job) return -EINVAL;
-    cpool__pool_t *p = job->pool;
+/* The lowest index of an ended job, or -1. */
+static int first_ended(cpool_job_t *const *jobs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (atomic_load_explicit(&jobs[i]->ended, memory_order_acquire)) return (int)i;
+    return -1;
+}
+
+/* Waits until one of the jobs (all of pool p) has ended; returns its index, or
+ * -ETIMEDOUT. The waiting drains and dispatches for everybody. */
+static int wait_any(cpool__pool_t *p, cpool_job_t *const *jobs, size_t n, uint64_t timeout_ns,
+                    int woke_worker) {
     cpool__header_t *h = p->region.header;
     const uint64_t start = cpool__now_ns();
     cpool__backoff_t b;
@@ -53,16 +61,16 @@ int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns) {
     /* A worker just woken from its futex is often placed on the waking CPU: spinning
      * here would keep it off that CPU for the whole spin window (idle-latency p50 was
      * 108 us that way), yielding lets it run at once. */
-    if (job->woke_worker) b.yielding = 1;
-    /* Once the job has needed a sleep it is a long one: after each wake-up the caller
+    if (woke_worker) b.yielding = 1;
+    /* Once the wait has needed a sleep it is a long one: after each wake-up the caller
      * applies what there is and sleeps again at once, instead of spinning on cores the
      * workers need. */
-    int slept = 0;
+    int slept = 0, ended;
     make_progress(p, 1);
     for (;;) {
-        if (atomic_load_explicit(&job->ended, memory_order_acquire)) return job_result(job);
+        if ((ended = first_ended(jobs, n)) >= 0) return ended;
         make_progress(p, 0);
-        if (atomic_load_explicit(&job->ended, memory_order_acquire)) return job_result(job);
+        if ((ended = first_ended(jobs, n)) >= 0) return ended;
         uint64_t now = 0;
         if (timeout_ns && (b.rounds & 63u) == 0 && (now = cpool__now_ns()) - start >= timeout_ns)
             return -ETIMEDOUT;
@@ -74,7 +82,7 @@ int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns) {
         /* Workers wake a sleeping parent only when it has something to do; what they
          * did before they could see it asleep is taken care of here. */
         make_progress(p, 1);
-        if (!atomic_load_explicit(&job->ended, memory_order_acquire)) {
+        if (first_ended(jobs, n) < 0) {
             uint64_t slice = WAIT_SLICE_NS;
             if (timeout_ns) {
                 now = cpool__now_ns();
@@ -90,6 +98,19 @@ int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns) {
         atomic_fetch_sub_explicit(&h->parent_sleepers, 1, memory_order_relaxed);
         cpool__backoff_start(&b);
     }
+}
+
+int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns) {
+    if (!job) return -EINVAL;
+    const int rc = wait_any(job->pool, &job, 1, timeout_ns, job->woke_worker);
+    return rc < 0 ? rc : job_result(job);
+}
+
+int cpool_job_wait_any(cpool_job_t *const *jobs, size_t count, uint64_t timeout_ns) {
+    if (!jobs || count == 0 || count > INT32_MAX) return -EINVAL;
+    for (size_t i = 0; i < count; i++)
+        if (!jobs[i] || jobs[i]->pool != jobs[0]->pool) return -EINVAL;
+    return wait_any(jobs[0]->pool, jobs, count, timeout_ns, 0);
 }
 
 int cpool_job_done(cpool_job_t *job) {

@@ -93,14 +93,10 @@ final class LazyMapEngine: @unchecked Sendable {
         guard !chunks.isEmpty else { return }
         var c = chunks[0]
         if !ordered {
-            // Poll every chunk; sleep briefly on the oldest when none has ended.
-            pollLoop: while true {
-                for d in chunks where cpool_job_done(d.job) == 1 {
-                    c = d
-                    break pollLoop
-                }
-                if cpool_job_wait(chunks[0].job, 1_000_000) != -ETIMEDOUT { break }
-            }
+            // Whichever chunk ends first; the workers wake this thread when one does.
+            let jobs: [OpaquePointer?] = chunks.map { $0.job }
+            let first = jobs.withUnsafeBufferPointer { cpool_job_wait_any($0.baseAddress, $0.count, 0) }
+            if first >= 0 { c = chunks[Int(first)] }
         }
         let rc = cpool_job_wait(c.job, 0)
         var failures: [(Int, ProcessPoolError)] = []

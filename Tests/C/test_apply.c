@@ -159,6 +159,51 @@ static void shouldRegisterAllocateAndCloseFromSeveralThreadsAtOnce(void) {
     cpool_destroy(p);
 }
 
+/* cpool_job_wait_any returns whichever job ends first, without polling. */
+static void shouldWaitForWhicheverJobEndsFirst(void) {
+    int64_t ms[3] = {400, 20, 400}, r[3] = {0, 0, 0};
+    cpool_job_t *jobs[3];
+    /* Two workers: the third task waits in the queue, the second ends first. */
+    for (int i = 0; i < 3; i++) CHECK_RC(cpool_submit(pool, sleeper, &ms[i], 8, &r[i], 8, 0, &jobs[i]), 0);
+    /* 1, not 0: the lowest ended index is returned, so job 0 had not ended yet. */
+    CHECK_EQ(cpool_job_wait_any(jobs, 3, 0), 1);
+    CHECK_EQ(cpool_job_wait(jobs[1], 0), 0);
+    CHECK_EQ(r[1], 20);
+    /* Ended jobs are found at once, the lowest index first. */
+    CHECK_EQ(cpool_job_wait_any(jobs, 3, 0), 1);
+    CHECK_EQ(cpool_job_wait_any(jobs + 2, 1, 0), 0);
+    CHECK_EQ(cpool_job_wait_any(jobs, 3, 0), 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(cpool_job_wait(jobs[i], 0), 0);
+        CHECK_EQ(r[i], ms[i]);
+        cpool_job_free(jobs[i]);
+    }
+}
+
+static void shouldTimeOutWaitingForAnyAndRejectBadInput(void) {
+    int64_t ms = 300, r = 0;
+    cpool_job_t *job;
+    CHECK_RC(cpool_submit(pool, sleeper, &ms, 8, &r, 8, 0, &job), 0);
+    CHECK_RC(cpool_job_wait_any(&job, 1, 20000000ull), -ETIMEDOUT);
+    CHECK_RC(cpool_job_wait_any(&job, 0, 0), -EINVAL);
+    CHECK_RC(cpool_job_wait_any(NULL, 1, 0), -EINVAL);
+    cpool_job_t *with_null[2] = {job, NULL};
+    CHECK_RC(cpool_job_wait_any(with_null, 2, 0), -EINVAL);
+    cpool_pool_t *other = make_pool(1);
+    cpool_fn_t other_sleeper = cpool_register(other, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    int64_t ms2 = 1, r2 = 0;
+    cpool_job_t *foreign;
+    CHECK_RC(cpool_submit(other, other_sleeper, &ms2, 8, &r2, 8, 0, &foreign), 0);
+    cpool_job_t *mixed[2] = {job, foreign};
+    CHECK_RC(cpool_job_wait_any(mixed, 2, 0), -EINVAL); /* jobs of two pools */
+    CHECK_EQ(cpool_job_wait(foreign, 0), 0);
+    cpool_job_free(foreign);
+    cpool_destroy(other);
+    CHECK_EQ(cpool_job_wait_any(&job, 1, 0), 0);
+    CHECK_EQ(r, 300);
+    cpool_job_free(job);
+}
+
 int main(void) {
     watchdog(120);
     pool = make_pool(2);
@@ -170,6 +215,8 @@ int main(void) {
     RUN(shouldServeSeveralCallerThreadsAtOnce);
     RUN(shouldCopySubmitArgumentsAtOnce);
     RUN(shouldRegisterAllocateAndCloseFromSeveralThreadsAtOnce);
+    RUN(shouldWaitForWhicheverJobEndsFirst);
+    RUN(shouldTimeOutWaitingForAnyAndRejectBadInput);
     cpool_destroy(pool);
     return finish();
 }
