@@ -4,6 +4,7 @@
  * that leaves items queued behind the gate (in its chunk, or on its worker's ring)
  * never releases it. No timing is asserted: the gate waits on a count, not a clock. */
 #define _GNU_SOURCE
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 
@@ -78,6 +79,90 @@ static void map_with_gate(cpool_pool_t *p, size_t n, int64_t gate, size_t chunk,
 
 static cpool_pool_t *pool;
 
+/* ------------------------------------------------------------ exactly once, rebalancing */
+
+/* Runs of each item, counted in a shared mapping by the workers. */
+enum { CHAOS_ITEMS = 3000 };
+static _Atomic uint32_t *runs_of;
+
+/* x = index | sleep_us << 24 | 1 << 40 for an item that kills its worker. */
+static int64_t chaos(int64_t x) {
+    atomic_fetch_add(&runs_of[x & 0xffffff], 1);
+    if (x >> 40) raise(SIGKILL);
+    const int64_t us = (x >> 24) & 0xffff;
+    if (us) {
+        struct timespec ts = {0, us * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return x & 0xffffff;
+}
+
+/* A skewed map (2% of items 3 ms, the others up to 40 us) on 3 workers, 1% of items
+ * killing their worker, optionally cancelled part-way: whatever moved between workers,
+ * every item ends exactly once and ran at most once — once when it succeeded or
+ * crashed, at most once when it was cancelled. */
+static void check_exactly_once_while_rebalancing(cpool_pool_t *p, size_t chunk, int cancel_after_ms) {
+    enum { N = CHAOS_ITEMS };
+    static int64_t in[N], out[N];
+    static cpool_status_t st[N];
+    memset((void *)runs_of, 0, N * sizeof *runs_of);
+    uint64_t seed = 7;
+    int deaths = 0;
+    for (int i = 0; i < N; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const int64_t us = (seed >> 33) % 50 == 0 ? 3000 : (int64_t)((seed >> 40) % 40);
+        const int dies = (seed >> 20) % 100 == 0;
+        in[i] = (int64_t)i | us << 24 | (dies ? (int64_t)1 << 40 : 0);
+        deaths += dies;
+    }
+    cpool_fn_t f = cpool_lookup(p, "chaos");
+    if (f < 0) f = cpool_register(p, "chaos", "int64_t(int64_t)", (void *)chaos, 0);
+    cpool_job_t *job;
+    CHECK_RC(cpool_map_start(p, f, in, 8, out, 8, N, chunk, st, &job), 0);
+    if (cancel_after_ms) {
+        usleep((useconds_t)cancel_after_ms * 1000);
+        cpool_job_cancel(job);
+    }
+    const int rc = cpool_job_wait(job, 0);
+    CHECK(rc == CPOOL_E_TASK_FAILED || (rc == 0 && deaths == 0));
+    int wrong = 0, ok = 0, crashed = 0, cancelled = 0;
+    for (int i = 0; i < N; i++) {
+        const uint32_t runs = atomic_load(&runs_of[i]);
+        if (st[i].code == 0) {
+            ok++;
+            wrong += runs != 1 || out[i] != i || (in[i] >> 40);
+        } else if (st[i].code == CPOOL_E_CRASHED) {
+            crashed++;
+            wrong += runs != 1 || !(in[i] >> 40);
+        } else if (st[i].code == CPOOL_E_CANCELLED) {
+            cancelled++;
+            wrong += runs > 1 || !cancel_after_ms;
+        } else {
+            wrong++;
+        }
+    }
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(ok + crashed + cancelled, N);
+    if (!cancel_after_ms) CHECK_EQ(crashed, deaths);
+    cpool_job_free(job);
+}
+
+static void shouldEndEveryItemExactlyOnceWhileRebalancingAndCrashing(void) {
+    cpool_pool_t *p3 = make_pool(3);
+    check_exactly_once_while_rebalancing(p3, 0, 0);
+    check_exactly_once_while_rebalancing(p3, 1, 0);
+    check_exactly_once_while_rebalancing(p3, 64, 0);
+    cpool_destroy(p3);
+}
+
+static void shouldEndEveryItemExactlyOnceWhenCancelledWhileRebalancing(void) {
+    cpool_pool_t *p3 = make_pool(3);
+    check_exactly_once_while_rebalancing(p3, 0, 30);
+    check_exactly_once_while_rebalancing(p3, 1, 30);
+    check_exactly_once_while_rebalancing(p3, 64, 60);
+    cpool_destroy(p3);
+}
+
 /* The gate first: with fixed chunks of n/4 its chunk holds a quarter of the input. */
 static void shouldRunTheRestOfASlowItemsChunkElsewhere(void) {
     map_with_gate(pool, 400, 0, 100, 0);
@@ -110,12 +195,17 @@ int main(void) {
     watchdog(150);
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED) return 1;
+    runs_of = mmap(NULL, CHAOS_ITEMS * sizeof *runs_of, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (runs_of == MAP_FAILED) return 1;
     pool = make_pool(2);
     RUN(shouldRunTheRestOfASlowItemsChunkElsewhere);
     RUN(shouldRunItemsBehindASlowOneElsewhereWithAutomaticChunks);
     RUN(shouldRunTasksQueuedBehindASlowOneElsewhere);
     RUN(shouldRebalanceInSharedBuffers);
     RUN(shouldRebalanceOnMoreWorkers);
+    RUN(shouldEndEveryItemExactlyOnceWhileRebalancingAndCrashing);
+    RUN(shouldEndEveryItemExactlyOnceWhenCancelledWhileRebalancing);
     cpool_destroy(pool);
     return finish();
 }
