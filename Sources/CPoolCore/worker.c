@@ -127,12 +127,15 @@ static int extent_ok(const cpool__region_t *r, uint64_t off, uint32_t stride, ui
     return cpool__arena_contains(r, off, span);
 }
 
+static int job_cancelled(const worker_ctx_t *w, const cpool__task_t *t) {
+    return atomic_load_explicit(&w->r->cancelled[t->job_slot % MAX_JOBS], memory_order_acquire) == t->job_gen;
+}
+
 /* Why the task cannot run here (its job cancelled, its function unknown, its extents
  * outside the arena), or 0. */
 static int task_error(const worker_ctx_t *w, const cpool__task_t *t, const cpool__fn_local_t **f) {
     int err = 0;
-    if (atomic_load_explicit(&w->r->cancelled[t->job_slot % MAX_JOBS], memory_order_acquire) == t->job_gen)
-        return CPOOL_E_CANCELLED;
+    if (job_cancelled(w, t)) return CPOOL_E_CANCELLED;
     if ((*f = cpool__registry_get(&w->pool->registry, t->fn, &err)) == NULL) return err;
     const int bytes = (*f)->kind == FN_KIND_BYTES;
     if (!extent_ok(w->r, t->in_off, t->in_stride, t->count, bytes ? t->in_stride : (*f)->in_bytes) ||
@@ -227,12 +230,13 @@ static void run_task(worker_ctx_t *w, uint64_t pos) {
 
     cpool__task_t t = slot->task;
     const cpool__fn_local_t *f = NULL;
-    if (task_error(w, &t, &f) == 0) { /* extents checked */
+    int err = task_error(w, &t, &f);
+    if (!err) { /* extents checked; later slices only shrink them */
         map_in(w, t.in_off, (uint64_t)t.in_stride * t.count);
         map_in(w, t.out_off, (uint64_t)t.out_stride * t.count);
     }
     for (;;) {
-        const int err = task_error(w, &t, &f);
+        if (!err && job_cancelled(w, &t)) err = CPOOL_E_CANCELLED;
         uint32_t from, to;
         cpool__split_claim(split, err ? UINT32_MAX : slice_items(w, t.fn), &from, &to);
         if (from == to) return;
