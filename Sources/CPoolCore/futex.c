@@ -23,6 +23,16 @@ void cpool__futex_wake_all(_Atomic uint32_t *word) {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
 }
 
+int cpool__sleep_unless(_Atomic uint32_t *sleepers, _Atomic uint32_t *seq, uint64_t timeout_ns,
+                        int (*ready)(void *), void *arg) {
+    const uint32_t s = atomic_load_explicit(seq, memory_order_acquire);
+    atomic_fetch_add_explicit(sleepers, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    int rc = ready(arg) ? 1 : cpool__futex_wait(seq, s, timeout_ns);
+    atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
+    return rc;
+}
+
 uint64_t cpool__now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -27,6 +27,14 @@ static inline int cpool__wake_if_sleeping(_Atomic uint32_t *sleepers, _Atomic ui
     return 1;
 }
 
+/* The sleeping side of that handshake: announces itself in *sleepers, then, unless
+ * ready(arg) — asked after the announcement and the fence, so whatever a waker did
+ * before it could see the announcement is seen here — sleeps on *seq for at most
+ * timeout_ns (0: no limit). Returns 1 when ready, else what the futex wait returned
+ * (0 when woken, -ETIMEDOUT, -EINTR). */
+int cpool__sleep_unless(_Atomic uint32_t *sleepers, _Atomic uint32_t *seq, uint64_t timeout_ns,
+                        int (*ready)(void *), void *arg);
+
 /* Wakes whoever sleeps on *seq, unconditionally (for rare events: stop requests). */
 static inline void cpool__wake(_Atomic uint32_t *seq) {
     atomic_fetch_add_explicit(seq, 1, memory_order_release);

@@ -50,6 +50,21 @@ static int first_ended(cpool_job_t *const *jobs, size_t n) {
     return -1;
 }
 
+/* What a waiter sleeps unless: one of its jobs has ended, after it has applied what
+ * workers did before they could see it asleep (they wake a sleeping parent only when
+ * it has something to do) and given any worker that ran out of tasks just then work. */
+typedef struct waiting {
+    cpool__pool_t *p;
+    cpool_job_t *const *jobs;
+    size_t n;
+} waiting_t;
+
+static int any_ended(void *arg) {
+    const waiting_t *wt = arg;
+    make_progress(wt->p, 1);
+    return first_ended(wt->jobs, wt->n) >= 0;
+}
+
 /* Waits until one of the jobs (all of pool p) has ended; returns its index, or
  * -ETIMEDOUT. The waiting drains and dispatches for everybody. */
 static int wait_any(cpool__pool_t *p, cpool_job_t *const *jobs, size_t n, uint64_t timeout_ns,
@@ -66,36 +81,24 @@ static int wait_any(cpool__pool_t *p, cpool_job_t *const *jobs, size_t n, uint64
      * applies what there is and sleeps again at once, instead of spinning on cores the
      * workers need. */
     int slept = 0, ended;
+    waiting_t wt = {p, jobs, n};
     make_progress(p, 1);
     for (;;) {
         if ((ended = first_ended(jobs, n)) >= 0) return ended;
         make_progress(p, 0);
         if ((ended = first_ended(jobs, n)) >= 0) return ended;
-        uint64_t now = 0;
-        if (timeout_ns && (b.rounds & 63u) == 0 && (now = cpool__now_ns()) - start >= timeout_ns)
+        /* The clock is read every 64 rounds while spinning (a read costs ~20 ns). */
+        if (timeout_ns && (b.rounds & 63u) == 0 && cpool__now_ns() - start >= timeout_ns)
             return -ETIMEDOUT;
         if (!slept && cpool__backoff(&b, p->opts.spin_ns)) continue;
-
-        atomic_fetch_add_explicit(&h->parent_sleepers, 1, memory_order_relaxed);
-        uint32_t seq = atomic_load_explicit(&h->results_seq, memory_order_acquire);
-        atomic_thread_fence(memory_order_seq_cst);
-        /* Workers wake a sleeping parent only when it has something to do; what they
-         * did before they could see it asleep is taken care of here. */
-        make_progress(p, 1);
-        if (first_ended(jobs, n) < 0) {
-            uint64_t slice = WAIT_SLICE_NS;
-            if (timeout_ns) {
-                now = cpool__now_ns();
-                if (now - start >= timeout_ns) {
-                    atomic_fetch_sub_explicit(&h->parent_sleepers, 1, memory_order_relaxed);
-                    return -ETIMEDOUT;
-                }
-                if (timeout_ns - (now - start) < slice) slice = timeout_ns - (now - start);
-            }
-            cpool__futex_wait(&h->results_seq, seq, slice);
-            slept = 1;
+        uint64_t slice = WAIT_SLICE_NS;
+        if (timeout_ns) {
+            const uint64_t waited = cpool__now_ns() - start;
+            if (waited >= timeout_ns) return -ETIMEDOUT;
+            if (timeout_ns - waited < slice) slice = timeout_ns - waited;
         }
-        atomic_fetch_sub_explicit(&h->parent_sleepers, 1, memory_order_relaxed);
+        cpool__sleep_unless(&h->parent_sleepers, &h->results_seq, slice, any_ended, &wt);
+        slept = 1;
         cpool__backoff_start(&b);
     }
 }

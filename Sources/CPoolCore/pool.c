@@ -165,6 +165,14 @@ static int workers_gone(const cpool__pool_t *p) {
     return 1;
 }
 
+static int jobs_ended(void *arg) {
+    cpool__pool_t *p = arg;
+    pthread_mutex_lock(&p->lock);
+    const int done = all_jobs_ended(p);
+    pthread_mutex_unlock(&p->lock);
+    return done;
+}
+
 /* Waits for every job to end, then for every worker to leave. Locks held: none. */
 static int join_pool(cpool__pool_t *p, uint64_t timeout_ns) {
     const uint64_t deadline = timeout_ns ? cpool__now_ns() + timeout_ns : 0;
@@ -181,10 +189,8 @@ static int join_pool(cpool__pool_t *p, uint64_t timeout_ns) {
         if (changed) cpool__wake_waiters(p);
         if (done) break;
         if (deadline && cpool__now_ns() >= deadline) return -ETIMEDOUT;
-        atomic_fetch_add(&h->parent_sleepers, 1);
-        uint32_t seq = atomic_load(&h->results_seq);
-        cpool__futex_wait(&h->results_seq, seq, 1000000u);
-        atomic_fetch_sub(&h->parent_sleepers, 1);
+        /* A completion wakes this thread only when it ends a job; look every ms too. */
+        cpool__sleep_unless(&h->parent_sleepers, &h->results_seq, 1000000u, jobs_ended, p);
     }
     pthread_mutex_lock(&p->lock);
     for (uint32_t w = 0; w < p->workers; w++) {
@@ -247,17 +253,19 @@ static int starting(const cpool__pool_t *p) {
 /* Sleeps until a worker says its init hook is done (it wakes the parent's waiters),
  * the supervisor reports a change, or 1 ms passed. Locks held: p->lock, released while
  * asleep. */
+static int started_all(void *arg) {
+    cpool__pool_t *p = arg;
+    pthread_mutex_lock(&p->lock);
+    const int done = !starting(p);
+    pthread_mutex_unlock(&p->lock);
+    return done;
+}
+
 static void wait_for_start(cpool__pool_t *p) {
     cpool__header_t *h = p->region.header;
-    atomic_fetch_add(&h->parent_sleepers, 1);
-    const uint32_t seq = atomic_load(&h->results_seq);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (starting(p)) {
-        pthread_mutex_unlock(&p->lock);
-        cpool__futex_wait(&h->results_seq, seq, 1000000u);
-        pthread_mutex_lock(&p->lock);
-    }
-    atomic_fetch_sub(&h->parent_sleepers, 1);
+    pthread_mutex_unlock(&p->lock);
+    cpool__sleep_unless(&h->parent_sleepers, &h->results_seq, 1000000u, started_all, p);
+    pthread_mutex_lock(&p->lock);
 }
 
 int cpool_start_workers(cpool_pool_t *h) {

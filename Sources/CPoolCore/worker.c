@@ -88,6 +88,13 @@ static void publish(const worker_ctx_t *w, const cpool__task_t *t, uint32_t firs
         cpool__wake_waiters(w->pool);
 }
 
+/* A task is queued, or the worker is told to stop. */
+static int has_work(void *arg) {
+    cpool__worker_ctl_t *ctl = arg;
+    return cpool__ring_peek(&ctl->to_worker.task_head, &ctl->from_worker.task_tail) != UINT64_MAX ||
+           atomic_load_explicit(&ctl->to_worker.stop, memory_order_acquire);
+}
+
 /* Waits until the task ring holds a task (returns its position) or the worker is
  * told to stop (returns UINT64_MAX). */
 static uint64_t next_task(const worker_ctx_t *w) {
@@ -105,15 +112,9 @@ static uint64_t next_task(const worker_ctx_t *w) {
             started = 1;
         }
         if (cpool__backoff(&b, w->pool->opts.spin_ns)) continue;
-        uint32_t seq = atomic_load_explicit(&ctl->to_worker.wake_seq, memory_order_acquire);
-        atomic_store_explicit(&ctl->from_worker.sleeping, 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_seq_cst);
-        if (cpool__ring_peek(&ctl->to_worker.task_head, &ctl->from_worker.task_tail) == UINT64_MAX &&
-            !atomic_load_explicit(&ctl->to_worker.stop, memory_order_acquire)) {
-            if (cpool__futex_wait(&ctl->to_worker.wake_seq, seq, PARENT_CHECK_NS) == -ETIMEDOUT)
-                check_parent(w);
-        }
-        atomic_store_explicit(&ctl->from_worker.sleeping, 0, memory_order_relaxed);
+        if (cpool__sleep_unless(&ctl->from_worker.sleeping, &ctl->to_worker.wake_seq, PARENT_CHECK_NS,
+                                has_work, ctl) == -ETIMEDOUT)
+            check_parent(w);
         started = 0;
     }
 }
