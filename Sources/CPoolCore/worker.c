@@ -83,8 +83,8 @@ static void publish(const worker_ctx_t *w, const cpool__task_t *t, uint32_t firs
     const int job_ended = (t->flags & TASK_WHOLE_JOB) ||
                           cpool__job_left_sub(&w->r->job_left[t->job_slot % MAX_JOBS], t->job_gen, count);
     const uint64_t unread = pos + 1 - atomic_load_explicit(&w->ctl->to_worker.res_tail, memory_order_relaxed);
-    if (job_ended || unread >= w->capacity / 2 || (refill_due(w) && atomic_load_explicit(
-                                                        &w->r->header->jobs_waiting, memory_order_relaxed)))
+    if (job_ended || unread >= w->capacity / 2 ||
+        (atomic_load_explicit(&w->r->header->jobs_waiting, memory_order_relaxed) && refill_due(w)))
         cpool__wake_waiters(w->pool);
 }
 
