@@ -95,6 +95,11 @@ typedef struct cpool_options {
                                       (leak protection); 0 = never */
     uint64_t kill_grace_ns;        /* stopping a task (timeout, cancel): SIGTERM first,
                                       SIGKILL after this grace; 0 = SIGKILL at once */
+    uint64_t output_bytes;         /* per worker: the ring that carries items' outputs
+                                      (cpool_task_output) to the parent; an output larger
+                                      than it goes in pieces. Default 4 MiB, at least
+                                      16 KiB; its pages are touched only as outputs pass
+                                      through */
 } cpool_options_t;
 
 /* Fills *options with the defaults. Returns 0, or -EINVAL for NULL. */
@@ -275,9 +280,16 @@ CPOOL_API int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns);
 /* Waits until any of `count` jobs (all of one pool) has ended, like
  * concurrent.futures.wait(FIRST_COMPLETED): returns the lowest index of an ended job
  * (read its outcome with cpool_job_wait, which then returns at once), -ETIMEDOUT when
- * timeout_ns (0: no limit) passed first, or -EINVAL (no jobs, a NULL job, jobs of
- * different pools). Workers wake the caller when a job ends: no polling. */
+ * timeout_ns (0: no limit) passed first, -EINTR for a cpool_interrupt_waits on the pool
+ * not seen by any wait_any yet (before this call or during it), or -EINVAL (no jobs, a NULL job, jobs of different pools).
+ * Workers wake the caller when a job ends: no polling. */
 CPOOL_API int cpool_job_wait_any(cpool_job_t *const *jobs, size_t count, uint64_t timeout_ns);
+
+/* Makes the cpool_job_wait_any on this pool in progress, or else the next one, return
+ * -EINTR (one of them when several threads wait; cpool_job_wait is not affected): a
+ * thread that serves many jobs with one wait (a waiter of futures) is told to look at
+ * its list again, e.g. for a job just submitted. Returns 0 or CPOOL_E_CLOSED. */
+CPOOL_API int cpool_interrupt_waits(cpool_pool_t *pool);
 
 /* 1 when the job has ended, 0 when not; makes progress like a zero wait. */
 CPOOL_API int cpool_job_done(cpool_job_t *job);
@@ -300,6 +312,31 @@ CPOOL_API int64_t cpool_job_failures(cpool_job_t *job, size_t *indices, cpool_st
 /* Releases the job. A job that has not ended is cancelled first and waited for.
  * NULL is a no-op. */
 CPOOL_API void cpool_job_free(cpool_job_t *job);
+
+/* ---------------------------------------------------------------- outputs of any size */
+
+/* Called by a function while it runs in a worker (any kind: batch, bytes, scalar):
+ * sets the output of the item it is running now to a copy of bytes[0, count). An
+ * item's output has any size (0 included); the parent receives exactly those bytes,
+ * in pieces through the worker's output ring when they are larger than it. Calling
+ * it again for the same item replaces the output. When the item then fails
+ * (CPOOL_E_FUNCTION_ERROR), its output is the error's description: a code, a
+ * message, an encoded error value, whatever the caller and the function agree on.
+ * An item that crashes, times out or is cancelled has no output; one that runs
+ * again (crash_retries) starts with none.
+ * A batch function registered with out_bytes 0 and mapped with out NULL and
+ * out_stride 0 returns results of any size this way.
+ * Returns 0, -EPERM outside a running task (in the parent, in an init hook), or
+ * -EINVAL for NULL bytes with count > 0. Blocks while the ring is full until the
+ * parent has drained it (it does whenever one of its threads waits on a job). */
+CPOOL_API int cpool_task_output(const void *bytes, size_t count);
+
+/* The output of item `index` of an ended job (0 for a submit): its bytes, valid
+ * until cpool_job_free, and their count. An item without output gets NULL and 0.
+ * Returns 0, -EBUSY while the job runs, -ERANGE for an index past the job's items,
+ * -ENOMEM when the parent had no memory to receive it. */
+CPOOL_API int cpool_job_output(cpool_job_t *job, size_t index, const void **bytes,
+                               size_t *count);
 
 /* ---------------------------------------------------------------- statistics */
 

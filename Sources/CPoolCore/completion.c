@@ -6,6 +6,7 @@
 
 #include "completion.h"
 #include "dispatch.h"
+#include "output.h"
 #include "ring.h"
 
 /* Records items [first, first+count) of the job as failed with code. */
@@ -50,6 +51,10 @@ static void end_items(cpool__pool_t *p, cpool_job_t *job, uint32_t chunk, uint32
                 (cpool_status_t){code, code ? detail : 0, (int32_t)worker, 0};
     }
     if (code) record_failures(job, ch->first_item + first, count, code, detail, (int32_t)worker);
+    /* A function's error keeps its output (the error's description); an item
+     * stopped from outside has none, whatever it had written. */
+    if (code && code != CPOOL_E_FUNCTION_ERROR)
+        for (uint32_t i = 0; i < count; i++) cpool__output_drop(job, ch->first_item + first + i);
     if (!by_worker) cpool__job_left_sub(&p->region.job_left[job->slot], job->gen, count);
     ch->reported = (uint32_t)end;
     job->ended_items += count;
@@ -78,8 +83,12 @@ int cpool__progress(cpool__pool_t *p) {
     for (uint32_t w = 0; w < p->workers; w++) {
         cpool__worker_ctl_t *c = &p->region.ctl[w];
         cpool__completion_t *ring = cpool__result_ring(&p->region, w);
+        /* The completions published by now, then the outputs: a worker publishes an
+         * item's output before the completion that ends the item. */
+        const uint64_t head = atomic_load_explicit(&c->from_worker.res_head, memory_order_acquire);
+        if (cpool__output_drain(p, w)) changed = 1;
         uint64_t pos;
-        while ((pos = cpool__ring_peek(&c->from_worker.res_head, &c->to_worker.res_tail)) != UINT64_MAX) {
+        while ((pos = atomic_load_explicit(&c->to_worker.res_tail, memory_order_relaxed)) != head) {
             cpool__completion_t rec = ring[cpool__ring_index(pos, cap)];
             cpool__ring_release(&c->to_worker.res_tail, pos);
             cpool__apply_completion(p, w, &rec);
@@ -202,6 +211,8 @@ void cpool__settle_interrupted_task(cpool__pool_t *p, uint32_t w, const cpool__i
             cpool__end_items(p, job, t.chunk, (uint32_t)done_end, 1, code,
                              code == CPOOL_E_CRASHED ? it->detail : 0, w);
             rest = done_end + 1;
+        } else {
+            cpool__output_drop(job, ch->first_item + done_end); /* it runs again */
         }
     }
     if (ch->in_use && ch->reported > rest) rest = ch->reported;

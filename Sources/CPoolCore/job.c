@@ -6,6 +6,7 @@
 
 #include "dispatch.h"
 #include "job.h"
+#include "output.h"
 #include "ring.h"
 #include "supervisor.h"
 
@@ -161,6 +162,7 @@ void cpool__job_destroy(cpool_job_t *job) {
     free(job->chunks);
     free(job->owned_args);
     free(job->failures);
+    cpool__output_free(job);
     free(job);
 }
 

@@ -23,6 +23,16 @@ typedef struct cpool__chunk {
     uint32_t serial;    /* tells this use of the record from a later one */
 } cpool__chunk_t;
 
+/* An item's output in the parent (output.c). */
+typedef struct cpool__output {
+    unsigned char *bytes;
+    uint64_t count;
+    uint32_t owned;     /* bytes is a malloc of its own (a large output), else in a block */
+    uint32_t lost;      /* the parent had no memory for it */
+} cpool__output_t;
+
+typedef struct cpool__output_block cpool__output_block_t;
+
 typedef struct cpool__failure {
     size_t index;
     cpool_status_t status;
@@ -59,6 +69,9 @@ struct cpool_job {
     uint32_t chunk_hint;            /* where to look for a free record first */
     uint32_t next_serial;
     cpool__chunk_t *chunks;
+    cpool__output_t *outputs;           /* [count], made at the first output */
+    cpool__output_block_t *output_blocks; /* where small outputs are kept */
+    int outputs_lost;                   /* no memory for the outputs table */
 };
 
 /* What a new job is asked to do; the public calls fill it from their arguments. */

@@ -8,6 +8,7 @@
 #include "dispatch.h"
 #include "futex.h"
 #include "job.h"
+#include "output.h"
 #include "supervisor.h"
 
 /* How long a waiting thread sleeps at most before it looks again on its own. */
@@ -25,7 +26,8 @@ static int results_pending(const cpool__pool_t *p) {
     for (uint32_t w = 0; w < p->workers; w++) {
         cpool__worker_ctl_t *c = &p->region.ctl[w];
         if (atomic_load_explicit(&c->from_worker.res_head, memory_order_acquire) !=
-            atomic_load_explicit(&c->to_worker.res_tail, memory_order_relaxed))
+                atomic_load_explicit(&c->to_worker.res_tail, memory_order_relaxed) ||
+            cpool__output_pending(p, w))
             return 1;
     }
     return 0;
@@ -43,10 +45,14 @@ static void make_progress(cpool__pool_t *p, int force) {
     if (changed) cpool__wake_waiters(p);
 }
 
-/* The lowest index of an ended job, or -1. */
-static int first_ended(cpool_job_t *const *jobs, size_t n) {
+/* The lowest index of an ended job, -EINTR when interruptible and an interruption is
+ * pending (it is taken), or -1. */
+static int first_ended(cpool__pool_t *p, cpool_job_t *const *jobs, size_t n, int interruptible) {
     for (size_t i = 0; i < n; i++)
         if (atomic_load_explicit(&jobs[i]->ended, memory_order_acquire)) return (int)i;
+    if (interruptible && atomic_load_explicit(&p->interrupt_pending, memory_order_relaxed) &&
+        atomic_exchange_explicit(&p->interrupt_pending, 0, memory_order_acq_rel))
+        return -EINTR;
     return -1;
 }
 
@@ -57,18 +63,19 @@ typedef struct waiting {
     cpool__pool_t *p;
     cpool_job_t *const *jobs;
     size_t n;
+    int interruptible;
 } waiting_t;
 
 static int any_ended(void *arg) {
     const waiting_t *wt = arg;
     make_progress(wt->p, 1);
-    return first_ended(wt->jobs, wt->n) >= 0;
+    return first_ended(wt->p, wt->jobs, wt->n, wt->interruptible) != -1;
 }
 
 /* Waits until one of the jobs (all of pool p) has ended; returns its index, or
  * -ETIMEDOUT. The waiting drains and dispatches for everybody. */
 static int wait_any(cpool__pool_t *p, cpool_job_t *const *jobs, size_t n, uint64_t timeout_ns,
-                    int woke_worker) {
+                    int woke_worker, int interruptible) {
     cpool__header_t *h = p->region.header;
     const uint64_t start = cpool__now_ns();
     cpool__backoff_t b;
@@ -81,12 +88,12 @@ static int wait_any(cpool__pool_t *p, cpool_job_t *const *jobs, size_t n, uint64
      * applies what there is and sleeps again at once, instead of spinning on cores the
      * workers need. */
     int slept = 0, ended;
-    waiting_t wt = {p, jobs, n};
+    waiting_t wt = {p, jobs, n, interruptible};
     make_progress(p, 1);
     for (;;) {
-        if ((ended = first_ended(jobs, n)) >= 0) return ended;
+        if ((ended = first_ended(p, jobs, n, interruptible)) != -1) return ended;
         make_progress(p, 0);
-        if ((ended = first_ended(jobs, n)) >= 0) return ended;
+        if ((ended = first_ended(p, jobs, n, interruptible)) != -1) return ended;
         /* The clock is read every 64 rounds while spinning (a read costs ~20 ns). */
         if (timeout_ns && (b.rounds & 63u) == 0 && cpool__now_ns() - start >= timeout_ns)
             return -ETIMEDOUT;
@@ -105,7 +112,7 @@ static int wait_any(cpool__pool_t *p, cpool_job_t *const *jobs, size_t n, uint64
 
 int cpool_job_wait(cpool_job_t *job, uint64_t timeout_ns) {
     if (!job) return -EINVAL;
-    const int rc = wait_any(job->pool, &job, 1, timeout_ns, job->woke_worker);
+    const int rc = wait_any(job->pool, &job, 1, timeout_ns, job->woke_worker, 0);
     return rc < 0 ? rc : job_result(job);
 }
 
@@ -113,7 +120,20 @@ int cpool_job_wait_any(cpool_job_t *const *jobs, size_t count, uint64_t timeout_
     if (!jobs || count == 0 || count > INT32_MAX) return -EINVAL;
     for (size_t i = 0; i < count; i++)
         if (!jobs[i] || jobs[i]->pool != jobs[0]->pool) return -EINVAL;
-    return wait_any(jobs[0]->pool, jobs, count, timeout_ns, 0);
+    return wait_any(jobs[0]->pool, jobs, count, timeout_ns, 0, 1);
+}
+
+int cpool_interrupt_waits(cpool_pool_t *h) {
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
+    if (rc) return rc;
+    atomic_store_explicit(&p->interrupt_pending, 1, memory_order_release);
+    /* A sleeping waiter sleeps on results_seq: move it, so that the sleep ends. */
+    cpool__header_t *hd = p->region.header;
+    atomic_fetch_add_explicit(&hd->results_seq, 1, memory_order_release);
+    cpool__futex_wake_all(&hd->results_seq);
+    cpool__pool_leave(p);
+    return 0;
 }
 
 int cpool_job_done(cpool_job_t *job) {

@@ -18,6 +18,8 @@
 #define DEFAULT_ARENA_BYTES (64ull << 20)
 #define DEFAULT_SPIN_NS 50000ull
 #define MIN_ARENA_BYTES (64ull << 10)
+#define DEFAULT_OUTPUT_BYTES (4ull << 20)
+#define MIN_OUTPUT_BYTES (16ull << 10)
 
 /* ------------------------------------------------------------ options and create */
 
@@ -29,6 +31,7 @@ int cpool_options_init(cpool_options_t *o) {
     o->ring_slots = DEFAULT_RING_SLOTS;
     o->arena_bytes = DEFAULT_ARENA_BYTES;
     o->spin_ns = DEFAULT_SPIN_NS;
+    o->output_bytes = DEFAULT_OUTPUT_BYTES;
     return 0;
 }
 
@@ -77,6 +80,9 @@ int cpool_create(const cpool_options_t *options, cpool_pool_t **out) {
     if (o.workers > MAX_WORKERS) return -EINVAL;
     if (o.ring_slots < 2 || o.ring_slots > 65536 || (o.ring_slots & (o.ring_slots - 1))) return -EINVAL;
     if (o.arena_bytes < MIN_ARENA_BYTES || o.arena_bytes > (1ull << 40)) return -EINVAL;
+    /* Options from an older caller (a smaller struct_bytes) have no output size. */
+    if (o.output_bytes == 0) o.output_bytes = DEFAULT_OUTPUT_BYTES;
+    if (o.output_bytes < MIN_OUTPUT_BYTES || o.output_bytes > (1ull << 32)) return -EINVAL;
 
     cpool__pool_t *p = calloc(1, sizeof *p);
     if (!p) return -ENOMEM;
@@ -92,7 +98,8 @@ int cpool_create(const cpool_options_t *options, cpool_pool_t **out) {
     pthread_condattr_destroy(&ca);
     p->w = calloc(o.workers, sizeof *p->w);
     int rc = p->w ? 0 : -ENOMEM;
-    if (!rc) rc = cpool__region_create(&p->region, o.workers, o.ring_slots, o.arena_bytes);
+    if (!rc) rc = cpool__region_create(&p->region, o.workers, o.ring_slots, o.arena_bytes,
+                                         o.output_bytes);
     if (!rc) rc = cpool__arena_init(&p->arena, p->region.arena_bytes);
     if (rc) {
         free_pool(p);

@@ -89,6 +89,7 @@ struct cpool__pool {
     int init_failures;              /* consecutive */
     int active_calls;               /* API calls in progress (see handle.c) */
     int paused;                     /* cpool_stop_workers: no replacements until started */
+    _Atomic int interrupt_pending;  /* cpool_interrupt_waits not yet seen by a wait_any */
     cpool__arena_t arena;
     cpool_job_t *jobs[MAX_JOBS];
     uint32_t job_gen[MAX_JOBS];

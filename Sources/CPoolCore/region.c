@@ -49,14 +49,17 @@ static void *map_anonymous_shared(uint64_t total) {
 }
 
 int cpool__region_create(cpool__region_t *r, uint32_t workers, uint32_t ring_slots,
-                         uint64_t arena_bytes) {
+                         uint64_t arena_bytes, uint64_t output_bytes) {
     memset(r, 0, sizeof *r);
     const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     uint64_t at[PART_COUNT + 1];
     lay_out(at, workers, ring_slots);
     const uint64_t arena_off = align_up(at[PART_COUNT], page);
     arena_bytes = align_up(arena_bytes, page);
-    const uint64_t total = arena_off + arena_bytes;
+    output_bytes = align_up(output_bytes, page);
+    /* The output rings come last: like the arena, they are faulted on first use. */
+    const uint64_t outputs_off = arena_off + arena_bytes;
+    const uint64_t total = outputs_off + (uint64_t)workers * output_bytes;
     char *base = map_anonymous_shared(total);
     if (base == MAP_FAILED) return -errno;
     /* Pre-fault the control part once (page faults cost ~2.7 us a page here); the
@@ -76,6 +79,8 @@ int cpool__region_create(cpool__region_t *r, uint32_t workers, uint32_t ring_slo
     r->job_left = (_Atomic uint64_t *)(base + at[PART_JOB_LEFT]);
     r->arena = (unsigned char *)base + arena_off;
     r->arena_bytes = arena_bytes;
+    r->outputs = (unsigned char *)base + outputs_off;
+    r->output_bytes = output_bytes;
 
     cpool__header_t *h = r->header;
     h->magic = REGION_MAGIC;
@@ -92,6 +97,8 @@ int cpool__region_create(cpool__region_t *r, uint32_t workers, uint32_t ring_slo
     h->job_left_off = at[PART_JOB_LEFT];
     h->arena_off = arena_off;
     h->arena_bytes = arena_bytes;
+    h->outputs_off = outputs_off;
+    h->output_bytes = output_bytes;
     h->parent_pid = (uint32_t)getpid();
     return 0;
 }

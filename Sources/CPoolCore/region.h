@@ -10,7 +10,7 @@
 
 #define CACHE_LINE 64
 #define REGION_MAGIC 0x4c4f4f50435f5350ull /* "PS_CPOOL" little-endian */
-#define LAYOUT_VERSION 2u
+#define LAYOUT_VERSION 3u
 #define MAX_WORKERS 256u
 #define MAX_FUNCTIONS 256u
 #define MAX_JOBS 4096u
@@ -63,6 +63,23 @@ typedef struct cpool__completion {
 } cpool__completion_t;
 _Static_assert(sizeof(cpool__completion_t) == 32, "completion is half a cache line");
 
+/* An output record in a worker's output ring (output.c): one piece of the output of
+ * item `item` of a chunk, `bytes` long, to be placed at `offset` in the item's whole
+ * output of `total` bytes, followed by its bytes. Records start 8-byte aligned; a
+ * record with job_slot OUTPUT_PAD only fills the ring up to its end. */
+typedef struct cpool__output_record {
+    uint32_t job_slot;
+    uint32_t job_gen;
+    uint32_t chunk;
+    uint32_t serial;
+    uint32_t item;       /* index within the chunk */
+    uint32_t bytes;      /* bytes of this piece, after the header */
+    uint64_t offset;
+    uint64_t total;
+} cpool__output_record_t;
+_Static_assert(sizeof(cpool__output_record_t) == 40, "output record header");
+#define OUTPUT_PAD UINT32_MAX
+
 /* What a worker is doing, written by the worker only. */
 enum {
     PHASE_IDLE = 0, PHASE_RUNNING = 1, PHASE_PUBLISHING = 2,
@@ -85,12 +102,14 @@ typedef struct cpool__worker_ctl {
         _Atomic uint64_t res_tail;  /* result ring: next position the parent reads */
         _Atomic uint32_t wake_seq;  /* futex word the worker sleeps on */
         _Atomic uint32_t stop;      /* STOP_* */
+        _Atomic uint64_t out_tail;  /* output ring: next byte position the parent reads */
     } to_worker;
     struct {
         CACHE_ALIGNED _Atomic uint64_t task_tail; /* task ring: next position the worker reads */
         _Atomic uint64_t res_head;  /* result ring: next position the worker fills */
         _Atomic uint32_t sleeping;  /* 1 while the worker sleeps (or is about to) */
         uint32_t pad;
+        _Atomic uint64_t out_head;  /* output ring: next byte position the worker fills */
     } from_worker;
     struct {
         CACHE_ALIGNED _Atomic uint64_t cur_seq;   /* task position being run; valid while phase != IDLE */
@@ -133,8 +152,9 @@ typedef struct cpool__header {
     uint32_t max_functions;
     uint64_t region_bytes;
     uint64_t ctl_off, task_slots_off, res_slots_off, functions_off, cancel_off, job_left_off,
-             arena_off;
+             arena_off, outputs_off;
     uint64_t arena_bytes;
+    uint64_t output_bytes;  /* each worker's output ring */
     uint32_t parent_pid;
     uint32_t pad0;
     CACHE_ALIGNED _Atomic uint32_t fn_count;   /* functions published so far */
@@ -157,18 +177,23 @@ typedef struct cpool__region {
                                           ended (a wake-up hint, see worker.c) */
     unsigned char *arena;
     uint64_t arena_bytes;
+    unsigned char *outputs;            /* [workers][output_bytes]: output rings */
+    uint64_t output_bytes;
 } cpool__region_t;
 
 /* Maps and lays out a region (nothing of it is ever visible in /dev/shm) and
  * pre-faults everything but the arena. Returns 0 or -errno. */
 int cpool__region_create(cpool__region_t *r, uint32_t workers, uint32_t ring_slots,
-                         uint64_t arena_bytes);
+                         uint64_t arena_bytes, uint64_t output_bytes);
 void cpool__region_destroy(cpool__region_t *r);
 
 /* Worker w's task-ring slot for position pos. */
 static inline cpool__task_slot_t *cpool__task_slot(const cpool__region_t *r, uint32_t w, uint64_t pos) {
     const uint32_t cap = r->header->ring_slots;
     return r->task_slots + (size_t)w * cap + (pos & (cap - 1));
+}
+static inline unsigned char *cpool__output_ring(const cpool__region_t *r, uint32_t w) {
+    return r->outputs + (size_t)w * r->output_bytes;
 }
 static inline cpool__completion_t *cpool__result_ring(const cpool__region_t *r, uint32_t w) {
     return r->res_slots + (size_t)w * r->header->ring_slots;

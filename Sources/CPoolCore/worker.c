@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "futex.h"
+#include "output.h"
 #include "ring.h"
 #include "supervisor.h"
 
@@ -165,9 +166,12 @@ static void run_slice(const worker_ctx_t *w, cpool__task_slot_t *slot, cpool__ta
     cpool__worker_ctl_t *ctl = w->ctl;
     while (n > 0) {
         atomic_store_explicit(&ctl->state.phase, PHASE_RUNNING, memory_order_release);
+        cpool__writer.task = t;
+        cpool__writer.slice_first = t->first;
         int64_t detail = 0;
         int rc = cpool__fn_run(f, w->r->arena + t->in_off, t->in_stride, w->r->arena + t->out_off,
                                t->out_stride, n, &ctl->state.cur_item, &detail);
+        cpool__writer.task = NULL;
         /* Items [0, k) ran well; item k failed (k == n: none did). */
         uint32_t k = n;
         if (rc != 0) {
@@ -312,6 +316,10 @@ _Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     check_parent(&w);
     reset_signals();
+    cpool__writer = (cpool__output_writer_t){
+        .pool = p, .ctl = w.ctl, .ring = cpool__output_ring(&p->region, slot),
+        .capacity = p->region.output_bytes, .parent = p->parent_pid,
+    };
 
     if (p->opts.worker_init) {
         enter_hook_phase(&w, PHASE_INIT);

@@ -204,6 +204,34 @@ static void shouldTimeOutWaitingForAnyAndRejectBadInput(void) {
     cpool_job_free(job);
 }
 
+/* A thread serving many jobs with one wait is told to look at its list again. */
+static void *interrupt_later(void *arg) {
+    struct timespec ts = {0, 50 * 1000000};
+    nanosleep(&ts, NULL);
+    cpool_interrupt_waits(arg);
+    return NULL;
+}
+
+static void shouldInterruptAWaitForAnyButNotAWait(void) {
+    int64_t ms = 400, r = 0;
+    cpool_job_t *job;
+    CHECK_RC(cpool_submit(pool, sleeper, &ms, 8, &r, 8, 0, &job), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, interrupt_later, pool);
+    CHECK_RC(cpool_job_wait_any(&job, 1, 0), -EINTR); /* during the wait */
+    pthread_join(t, NULL);
+    CHECK_EQ(cpool_job_done(job), 0);
+    CHECK_RC(cpool_interrupt_waits(pool), 0);
+    CHECK_RC(cpool_job_wait_any(&job, 1, 0), -EINTR); /* before it: not lost */
+    pthread_create(&t, NULL, interrupt_later, pool);
+    CHECK_RC(cpool_job_wait(job, 0), 0); /* a plain wait goes on */
+    pthread_join(t, NULL);
+    CHECK_RC(cpool_job_wait_any(&job, 1, 0), 0); /* ended jobs come first */
+    CHECK_EQ(r, 400);
+    cpool_job_free(job);
+    CHECK_RC(cpool_interrupt_waits(NULL), -EINVAL);
+}
+
 int main(void) {
     watchdog(120);
     pool = make_pool(2);
@@ -217,6 +245,7 @@ int main(void) {
     RUN(shouldRegisterAllocateAndCloseFromSeveralThreadsAtOnce);
     RUN(shouldWaitForWhicheverJobEndsFirst);
     RUN(shouldTimeOutWaitingForAnyAndRejectBadInput);
+    RUN(shouldInterruptAWaitForAnyButNotAWait);
     cpool_destroy(pool);
     return finish();
 }

@@ -27,6 +27,7 @@ class Options(C.Structure):
         ("exit_timeout_ns", C.c_uint64),
         ("max_memory_growth_bytes", C.c_uint64),
         ("kill_grace_ns", C.c_uint64),
+        ("output_bytes", C.c_uint64),
     ]
 
 
