@@ -176,7 +176,7 @@ struct SwiftPoolBench: ParsableCommand {
             let survived = results.filter { (try? $0.get()) != nil }.count
             let next = (try? pool.map(work, [10, 10])) != nil
             var what = "the map returns in \(Int(ms.rounded())) ms; task 500: "
-            if case let .failure(e) = results[500] { what += "\(e.code)" }
+            if case let .failure(e) = results[500] { what += "\((e as? ProcessPoolError)?.code ?? .closed)" }
             what += "; \(survived) of 999 other results kept; next map \(next ? "works" : "fails")"
             print("#behaviour\tcrash\tSwiftPool\t\(what)")
             pool.close()

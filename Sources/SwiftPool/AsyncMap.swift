@@ -3,22 +3,22 @@
 /// Swift concurrency thread. Cancelling the consuming task (or dropping the iteration)
 /// drops the chunks not yet run and kills the workers running the others; they are
 /// replaced.
-public struct AsyncPoolMap<Inputs: Sequence, Result: BitwiseCopyable>: AsyncSequence, Sendable
-where Inputs.Element: BitwiseCopyable, Inputs: SendableMetatype {
+public struct AsyncPoolMap<Inputs: Sequence, Output>: AsyncSequence, @unchecked Sendable
+where Inputs: SendableMetatype {
     /// One task's result or its error.
-    public typealias Element = Swift.Result<Result, ProcessPoolError>
+    public typealias Element = Result<Output, any Error>
 
-    @usableFromInline let source: _BlockingSource<LazyPoolMap<Inputs, Result>>
+    @usableFromInline let source: _BlockingSource<LazyPoolMap<Inputs, Output>>
 
     @usableFromInline
-    init(_ lazy: LazyPoolMap<Inputs, Result>) { source = _BlockingSource(lazy) }
+    init(_ lazy: LazyPoolMap<Inputs, Output>) { source = _BlockingSource(lazy) }
 
     /// Iterate once: the results are computed as the iteration goes.
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: source) }
 
     /// Waits for results a chunk at a time on a separate thread.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let source: _BlockingSource<LazyPoolMap<Inputs, Result>>
+        let source: _BlockingSource<LazyPoolMap<Inputs, Output>>
         var buffer: [Element] = []
         var index = 0
 
@@ -55,7 +55,7 @@ public final class _BlockingSource<Iterator: IteratorProtocol>: @unchecked Senda
     private let monitor = Monitor()
 
     @usableFromInline
-    init<I: Sequence, R: BitwiseCopyable>(_ lazy: LazyPoolMap<I, R>) where Iterator == LazyPoolMap<I, R> {
+    init<I: Sequence, R>(_ lazy: LazyPoolMap<I, R>) where Iterator == LazyPoolMap<I, R> {
         iterator = lazy
         let engine = lazy.engine
         cancelHook = { engine.cancelAll() }
@@ -90,11 +90,30 @@ extension ProcessPool {
     /// ``imap(_:chunkSize:_:)`` as an `AsyncSequence` for async code; `ordered: false`
     /// gives ``imapUnordered(_:chunkSize:_:)``'s order.
     @inlinable
-    public func mapStream<Inputs: Sequence, Result: BitwiseCopyable>(
+    public func mapStream<Inputs: Sequence, Output: BitwiseCopyable>(
         _ inputs: Inputs, chunkSize: Int? = nil, ordered: Bool = true,
-        _ body: @escaping @Sendable (Inputs.Element) throws -> Result
-    ) throws -> AsyncPoolMap<Inputs, Result> where Inputs.Element: BitwiseCopyable, Inputs: SendableMetatype {
-        AsyncPoolMap(ordered ? try imap(inputs, chunkSize: chunkSize, body)
-                             : try imapUnordered(inputs, chunkSize: chunkSize, body))
+        _ body: @escaping @Sendable (Inputs.Element) throws -> Output
+    ) throws -> AsyncPoolMap<Inputs, Output> where Inputs.Element: BitwiseCopyable, Inputs: SendableMetatype {
+        try mapStream(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize,
+                      ordered: ordered)
+    }
+
+    /// ``mapStream(_:chunkSize:ordered:_:)`` for `Codable` arguments or results.
+    @inlinable @_disfavoredOverload
+    public func mapStream<Inputs: Sequence, Output: Codable>(
+        _ inputs: Inputs, chunkSize: Int? = nil, ordered: Bool = true,
+        _ body: @escaping @Sendable (Inputs.Element) throws -> Output
+    ) throws -> AsyncPoolMap<Inputs, Output> where Inputs.Element: Codable, Inputs: SendableMetatype {
+        try mapStream(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize,
+                      ordered: ordered)
+    }
+
+    /// ``mapStream(_:chunkSize:ordered:_:)`` with a registered function.
+    @inlinable
+    public func mapStream<Inputs: Sequence, Output>(
+        _ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs, chunkSize: Int? = nil,
+        ordered: Bool = true
+    ) throws -> AsyncPoolMap<Inputs, Output> where Inputs: SendableMetatype {
+        AsyncPoolMap(try _lazyMap(function, inputs, chunkSize: chunkSize, ordered: ordered))
     }
 }

@@ -59,22 +59,6 @@ extension ProcessPool {
     public func makeSharedArray<Element: BitwiseCopyable>(repeating value: Element, count: Int) throws
         -> SharedArray<Element>
     {
-        try SharedArray(session: try currentSession(), repeating: value, count: count)
-    }
-
-    /// Several arguments per task (multiprocessing's `starmap`): each input is a tuple.
-    @inlinable
-    public func starmap<A: BitwiseCopyable, B: BitwiseCopyable, Result: BitwiseCopyable>(
-        _ inputs: [(A, B)], chunkSize: Int? = nil, _ body: @escaping @Sendable (A, B) throws -> Result
-    ) throws -> [Result] {
-        try map(inputs, chunkSize: chunkSize) { try body($0.0, $0.1) }
-    }
-
-    /// ``starmap(_:chunkSize:_:)`` with three arguments per task.
-    @inlinable
-    public func starmap<A: BitwiseCopyable, B: BitwiseCopyable, C: BitwiseCopyable, Result: BitwiseCopyable>(
-        _ inputs: [(A, B, C)], chunkSize: Int? = nil, _ body: @escaping @Sendable (A, B, C) throws -> Result
-    ) throws -> [Result] {
-        try map(inputs, chunkSize: chunkSize) { try body($0.0, $0.1, $0.2) }
+        try SharedArray(session: try workers.currentSession(), repeating: value, count: count)
     }
 }

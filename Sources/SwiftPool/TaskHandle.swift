@@ -1,102 +1,110 @@
-internal import CPoolCore
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// One task running in a worker, as the C core sees it (`cpool_map_start` of one item
-/// whose argument and result live in the pool's shared memory).
+/// One submitted task: queued until the workers can run its closure, then a one-task
+/// round whose end the pool's waiter thread reports.
 @usableFromInline
-final class PendingTask: @unchecked Sendable {
-    private let session: CoreSession
-    private let pool: ProcessPool
-    private let job: OpaquePointer
-    private let inBuf: UnsafeMutableRawPointer
-    private let outBuf: UnsafeMutableRawPointer
-    private let outBytes: Int
-    private let since: [UInt64]
-    // Two locks: waiting holds `waiting` for as long as the task runs, so cancel() must
-    // not need it; `state` guards only the job's release, and is held briefly.
-    private let waiting = Monitor()
-    private let state = Monitor()
-    private var outcome: Result<[UInt8], ProcessPoolError>? // written under both locks
+final class _PendingTask: @unchecked Sendable {
+    private let monitor = Monitor()
+    // Guarded by monitor:
+    private var round: _Round?
+    private var outcome: Result<_Round, any Error>?
+    private var cancelled = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    /// Runs once on the thread that ends the task (callbacks).
+    @usableFromInline var onEnd: (() -> Void)?
 
-    init(session: CoreSession, id: Int32, argument: [UInt8], outBytes: Int, since: [UInt64],
-         pool: ProcessPool) throws {
-        let h = session.handle
-        guard let i = cpool_alloc(h, max(1, argument.count)) else {
-            throw ProcessPoolError(.encodingFailed(reason: "no room in the pool's shared memory"))
-        }
-        guard let o = cpool_alloc(h, max(1, outBytes)) else {
-            cpool_free(h, i)
-            throw ProcessPoolError(.encodingFailed(reason: "no room in the pool's shared memory"))
-        }
-        argument.withUnsafeBytes { if let b = $0.baseAddress { i.copyMemory(from: b, byteCount: $0.count) } }
-        var j: OpaquePointer?
-        let rc = cpool_map_start(h, id, i, argument.count, o, outBytes, 1, 1, nil, &j)
-        guard rc == 0, let j else {
-            cpool_free(h, i)
-            cpool_free(h, o)
-            throw ProcessPoolError.fromCore(rc)
-        }
-        self.session = session
-        self.pool = pool
-        job = j
-        inBuf = i
-        outBuf = o
-        self.outBytes = outBytes
-        self.since = since
-    }
+    @usableFromInline init() {}
 
-    deinit {
-        if outcome == nil {
-            cpool_job_cancel(job)
-            _ = finish(timeoutNs: 0)
+    /// Starts the task with its lease: stages its input, starts its job and hands the job
+    /// to the waiter. A task cancelled while it queued gives the lease back at once.
+    func start(_ lease: Result<Lease, any Error>, pool: ProcessPool, stage: (_Call) throws -> _Round) {
+        let call: _Call
+        switch lease {
+        case let .failure(e): return finish(.failure(e))
+        case let .success(l): call = _Call(pool: pool, lease: l)
+        }
+        if monitor.withLock({ cancelled }) {
+            call.end()
+            return
+        }
+        do {
+            let r = try stage(call)
+            try r.start(chunkSize: 1)
+            monitor.withLock { round = r }
+            pool.waiter.watch(r.job!, of: call.lease.session) {
+                r.ended()
+                call.end()
+                self.finish(.success(r))
+            }
+        } catch {
+            call.end()
+            finish(.failure(error))
         }
     }
 
-    var isDone: Bool {
-        state.withLock { outcome != nil || cpool_job_done(job) == 1 }
+    private func finish(_ r: Result<_Round, any Error>) {
+        let (resume, hook): ([CheckedContinuation<Void, Never>], (() -> Void)?) = monitor.withLock {
+            guard outcome == nil else { return ([], nil) }
+            outcome = r
+            round = nil
+            monitor.broadcastLocked()
+            defer { waiters = [] }
+            return (waiters, onEnd)
+        }
+        for c in resume { c.resume() }
+        hook?()
     }
 
-    /// Waits up to timeoutNs (0: forever) and returns the outcome once the task ended.
-    func finish(timeoutNs: UInt64) -> Result<[UInt8], ProcessPoolError>? {
-        waiting.withLock {
-            if let outcome = state.withLock({ outcome }) { return outcome }
-            let rc = cpool_job_wait(job, timeoutNs)
-            if rc == -ETIMEDOUT { return nil }
-            let r: Result<[UInt8], ProcessPoolError>
-            if rc == 0 {
-                r = .success(Array(UnsafeRawBufferPointer(start: outBuf, count: outBytes)))
-            } else if rc == Int32(CPOOL_E_TASK_FAILED) {
-                let e = pool.collectFailures(job, base: 0, input: UnsafeRawPointer(inBuf), inStride: 0, since: since)
-                r = .failure(e.first?.1 ?? ProcessPoolError.fromCore(rc, taskIndex: 0))
+    var isDone: Bool { monitor.withLock { outcome != nil } }
+
+    /// Waits up to `timeoutNs` (nil: no limit) for the end; returns the outcome if ended.
+    func wait(timeoutNs: UInt64?) -> Result<_Round, any Error>? {
+        monitor.withLock {
+            if let timeoutNs {
+                _ = monitor.waitLocked(until: { outcome != nil }, timeoutNs: timeoutNs)
             } else {
-                r = .failure(ProcessPoolError.fromCore(rc, taskIndex: 0))
+                monitor.waitLocked { outcome != nil }
             }
-            state.withLock {
-                cpool_job_free(job)
-                cpool_free(session.handle, inBuf)
-                cpool_free(session.handle, outBuf)
-                outcome = r
-            }
-            pool.taskEnded(session)
-            return r
+            return outcome
         }
+    }
+
+    /// Waits for the end without blocking a Swift concurrency thread.
+    func ended() async -> Result<_Round, any Error> {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let done = monitor.withLock {
+                if outcome != nil { return true }
+                waiters.append(c)
+                return false
+            }
+            if done { c.resume() }
+        }
+        return monitor.withLock { outcome! }
     }
 
     func cancel() {
-        state.withLock { if outcome == nil { cpool_job_cancel(job) } }
+        let queued: Bool = monitor.withLock {
+            guard outcome == nil else { return false }
+            cancelled = true
+            if let round {
+                round.cancel()
+                return false
+            }
+            return true
+        }
+        if queued { finish(.failure(ProcessPoolError(.cancelled, taskIndex: 0))) }
     }
 }
 
-
-/// A task started with ``ProcessPool/submit(_:_:onSuccess:onFailure:)``: wait for it,
-/// cancel it, or await its value.
-public final class TaskHandle<Result: BitwiseCopyable>: Sendable {
-    @usableFromInline let pending: PendingTask
+/// A task started with `submit`: wait for it, cancel it, or await its value
+/// (multiprocessing's `AsyncResult`, `concurrent.futures.Future`).
+public final class TaskHandle<Output>: @unchecked Sendable {
+    @usableFromInline let pending: _PendingTask
+    @usableFromInline let codec: _Codec<Output>
 
     @usableFromInline
-    init(_ pending: PendingTask) { self.pending = pending }
+    init(_ pending: _PendingTask, codec: _Codec<Output>) {
+        self.pending = pending
+        self.codec = codec
+    }
 
     /// True once the task has ended (successfully or not).
     public var isDone: Bool { pending.isDone }
@@ -104,33 +112,28 @@ public final class TaskHandle<Result: BitwiseCopyable>: Sendable {
     /// Waits until the task ends or `timeout` passes; returns whether it ended.
     @discardableResult
     public func wait(timeout: Duration? = nil) -> Bool {
-        let ns = timeout.map { max(1, $0.nanoseconds) } ?? 0
-        return pending.finish(timeoutNs: ns) != nil
+        pending.wait(timeoutNs: timeout.map { max(1, $0.nanoseconds) }) != nil
     }
 
-    /// Waits for the task and returns its result or its error.
-    public func result() -> Swift.Result<Result, ProcessPoolError> {
-        switch pending.finish(timeoutNs: 0)! {
-        case let .success(bytes):
-            return .success(bytes.withUnsafeBytes { $0.loadUnaligned(as: Result.self) })
-        case let .failure(e):
-            return .failure(e)
-        }
-    }
+    /// Blocks until the task ends and returns its result, or throws its error: the
+    /// error its closure threw (a `Codable` error as itself), or a ``ProcessPoolError``.
+    public func get() throws -> Output { try outcome(pending.wait(timeoutNs: nil)!) }
 
-    /// Waits for the task and returns its result, or throws its error.
-    public func get() throws -> Result { try result().get() }
+    /// The result, awaited without blocking a Swift concurrency thread.
+    public var value: Output {
+        get async throws { try outcome(await pending.ended()) }
+    }
 
     /// Drops the task if it has not started; stops it by killing its worker (which is
     /// replaced) if it runs. The task then fails with ``ProcessPoolError/Code/cancelled``.
     public func cancel() { pending.cancel() }
 
-    /// The result, awaited without blocking a Swift concurrency thread.
-    public var value: Result {
-        get async throws {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Result, any Error>) in
-                spawnThread { c.resume(with: self.result().mapError { $0 as any Error }) }
-            }
-        }
+    func outcome(_ r: Result<_Round, any Error>) throws -> Output {
+        let round = try r.get()
+        if let f = round.failures.first { throw f.error }
+        return try round.value(0, codec)
     }
+
+    /// The task's result or error, once it has ended (for callbacks).
+    @usableFromInline func result() -> Result<Output, any Error> { Result { try get() } }
 }

@@ -46,17 +46,25 @@ final class Monitor: @unchecked Sendable {
         return try body()
     }
 
-    /// Waits (the lock held) until `done()` is true; `body` changes run under the lock
-    /// elsewhere and call `broadcast()`.
-    func wait(until done: () -> Bool) {
-        pthread_mutex_lock(&mutex)
+    /// Inside `withLock`: waits until `done()` is true; whoever changes what it reads
+    /// does so under the lock and calls `broadcastLocked()`.
+    func waitLocked(until done: () -> Bool) {
         while !done() { pthread_cond_wait(&cond, &mutex) }
-        pthread_mutex_unlock(&mutex)
     }
 
-    func broadcast() {
-        pthread_mutex_lock(&mutex)
-        pthread_cond_broadcast(&cond)
-        pthread_mutex_unlock(&mutex)
+    /// Inside `withLock`: like `waitLocked(until:)`, for at most `timeoutNs`; returns
+    /// whether `done()` became true.
+    func waitLocked(until done: () -> Bool, timeoutNs: UInt64) -> Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let total = UInt64(now.tv_nsec) + timeoutNs
+        var deadline = timespec(tv_sec: now.tv_sec + Int(total / 1_000_000_000), tv_nsec: Int(total % 1_000_000_000))
+        while !done() {
+            if pthread_cond_timedwait(&cond, &mutex, &deadline) == ETIMEDOUT { return done() }
+        }
+        return true
     }
+
+    /// Inside `withLock`: wakes every waiter.
+    func broadcastLocked() { pthread_cond_broadcast(&cond) }
 }

@@ -30,31 +30,6 @@ public final class _TaskFunction: @unchecked Sendable {
     }
 }
 
-/// Worker side: writes down an error a task's closure threw, for the task whose input is
-/// at `input`, so that the parent can report its type and message.
-@usableFromInline
-func _recordThrown(_ error: any Error, input: UnsafeRawPointer, in journal: ErrorJournal) {
-    let e = userError(in: error)
-    journal.record(worker: currentWorkerID ?? -1, input: input,
-                   typeName: String(reflecting: type(of: e)), message: String(describing: e))
-}
-
-/// The user's own error inside the coders' wrappers: an `encode(to:)` or `init(from:)`
-/// that throws reaches us wrapped in an EncodingError or DecodingError.
-private func userError(in error: any Error) -> any Error {
-    let context: Any?
-    switch error {
-    case let EncodingError.invalidValue(_, c): context = c.underlyingError
-    case let DecodingError.dataCorrupted(c): context = c.underlyingError
-    case let DecodingError.keyNotFound(_, c): context = c.underlyingError
-    case let DecodingError.typeMismatch(_, c): context = c.underlyingError
-    case let DecodingError.valueNotFound(_, c): context = c.underlyingError
-    default: context = nil
-    }
-    if let inner = context as? any Error { return userError(in: inner) }
-    return error
-}
-
 /// The C batch function every Swift closure goes through. A closure literal converted
 /// in this module (a `@_cdecl` function converted in another module trips a Swift 6.3
 /// linker bug).

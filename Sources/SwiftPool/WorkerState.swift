@@ -21,22 +21,22 @@ extension ProcessPool {
     /// ``map(_:chunkSize:_:)`` where every task also gets its worker's state, made by
     /// `workerState` on the worker's first task of this call.
     @inlinable
-    public func map<State, Argument: BitwiseCopyable, Result: BitwiseCopyable>(
-        _ inputs: [Argument], chunkSize: Int? = nil,
+    public func map<State, Input: BitwiseCopyable, Output: BitwiseCopyable>(
+        _ inputs: [Input], chunkSize: Int? = nil,
         workerState: @escaping @Sendable (_ workerID: Int) -> State,
-        _ body: @escaping @Sendable (inout State, Argument) throws -> Result
-    ) throws -> [Result] {
+        _ body: @escaping @Sendable (inout State, Input) throws -> Output
+    ) throws -> [Output] {
         let box = _WorkerState(workerState)
         return try map(inputs, chunkSize: chunkSize) { x in try box.with { try body(&$0, x) } }
     }
 
     /// ``register(_:)`` with per-worker state that keep-alive workers keep between calls.
     @inlinable
-    public func register<State, Argument: BitwiseCopyable, Result: BitwiseCopyable>(
+    public func register<State, Input: BitwiseCopyable, Output: BitwiseCopyable>(
         workerState: @escaping @Sendable (_ workerID: Int) -> State,
-        _ body: @escaping @Sendable (inout State, Argument) throws -> Result
-    ) -> PoolFunction<Argument, Result> {
+        _ body: @escaping @Sendable (inout State, Input) throws -> Output
+    ) -> PoolFunction<Input, Output> {
         let box = _WorkerState(workerState)
-        return register { (x: Argument) in try box.with { try body(&$0, x) } }
+        return register { (x: Input) in try box.with { try body(&$0, x) } }
     }
 }
