@@ -89,7 +89,7 @@ extension LazyPoolMap: _HasReady {
 extension ProcessPool {
     /// ``imap(_:chunkSize:_:)`` as an `AsyncSequence` for async code; `ordered: false`
     /// gives ``imapUnordered(_:chunkSize:_:)``'s order.
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func mapStream<Inputs: Sequence, Output: BitwiseCopyable>(
         _ inputs: Inputs, chunkSize: Int? = nil, ordered: Bool = true,
         _ body: @escaping @Sendable (Inputs.Element) throws -> Output
@@ -99,7 +99,7 @@ extension ProcessPool {
     }
 
     /// ``mapStream(_:chunkSize:ordered:_:)`` for `Codable` arguments or results.
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func mapStream<Inputs: Sequence, Output: Codable>(
         _ inputs: Inputs, chunkSize: Int? = nil, ordered: Bool = true,
         _ body: @escaping @Sendable (Inputs.Element) throws -> Output

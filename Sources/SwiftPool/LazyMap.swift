@@ -164,7 +164,7 @@ extension ProcessPool {
     /// Maps lazily and in order (multiprocessing's `imap`): reads `inputs` as the
     /// iteration goes and keeps a bounded number of chunks in flight, so an endless or
     /// huge input works. Each element is that task's result or error.
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func imap<Inputs: Sequence, Output: BitwiseCopyable>(
         _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Output
     ) throws -> LazyPoolMap<Inputs, Output> where Inputs.Element: BitwiseCopyable {
@@ -172,7 +172,7 @@ extension ProcessPool {
     }
 
     /// ``imap(_:chunkSize:_:)`` for `Codable` arguments or results.
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func imap<Inputs: Sequence, Output: Codable>(
         _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Output
     ) throws -> LazyPoolMap<Inputs, Output> where Inputs.Element: Codable {
@@ -190,7 +190,7 @@ extension ProcessPool {
     /// Like ``imap(_:chunkSize:_:)``, but yields results as their chunks finish
     /// (multiprocessing's `imap_unordered`); ``ProcessPoolError/taskIndex`` and the
     /// order of finishing tell which input a failure belongs to.
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func imapUnordered<Inputs: Sequence, Output: BitwiseCopyable>(
         _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Output
     ) throws -> LazyPoolMap<Inputs, Output> where Inputs.Element: BitwiseCopyable {
@@ -198,7 +198,7 @@ extension ProcessPool {
     }
 
     /// ``imapUnordered(_:chunkSize:_:)`` for `Codable` arguments or results.
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func imapUnordered<Inputs: Sequence, Output: Codable>(
         _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Output
     ) throws -> LazyPoolMap<Inputs, Output> where Inputs.Element: Codable {

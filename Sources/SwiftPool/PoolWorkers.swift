@@ -168,6 +168,11 @@ final class PoolWorkers: @unchecked Sendable {
 
     func close() { monitor.withLock { closed = true } }
 
+    /// Throws ``ProcessPoolError/Code/closed`` once the pool is closed.
+    func checkOpen() throws {
+        try monitor.withLock { if closed { throw ProcessPoolError(.closed) } }
+    }
+
     /// Closes, cancels the waiting calls and kills the workers.
     func terminate() {
         var starts: [Ticket] = []

@@ -42,7 +42,7 @@ public final class ProcessPool: @unchecked Sendable {
 
     /// Makes `body` a function that workers forked after this call run without a restart
     /// (with keep-alive, the workers stay between calls). Register before the first call.
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func register<Input: BitwiseCopyable, Output: BitwiseCopyable>(
         _ body: @escaping @Sendable (Input) throws -> Output
     ) -> PoolFunction<Input, Output> {
@@ -50,7 +50,7 @@ public final class ProcessPool: @unchecked Sendable {
     }
 
     /// ``register(_:)`` for `Codable` arguments or results.
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func register<Input: Codable, Output: Codable>(
         _ body: @escaping @Sendable (Input) throws -> Output
     ) -> PoolFunction<Input, Output> {
@@ -71,7 +71,7 @@ public final class ProcessPool: @unchecked Sendable {
     /// `chunkSize`: tasks sent to a worker at a time; `nil` chooses chunks that shrink
     /// as the input drains. Either way an idle worker takes over tasks that a busy one
     /// has not started, so no task waits behind a slow one while a worker is idle.
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func map<Input: BitwiseCopyable, Output: BitwiseCopyable>(
         _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> [Output] {
@@ -80,7 +80,7 @@ public final class ProcessPool: @unchecked Sendable {
 
     /// ``map(_:chunkSize:_:)`` for `Codable` arguments or results (`String`, arrays,
     /// `Data`, your own types).
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func map<Input: Codable, Output: Codable>(
         _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> [Output] {
@@ -103,7 +103,7 @@ public final class ProcessPool: @unchecked Sendable {
 
     /// Like ``map(_:chunkSize:_:)``, but one task's failure never hides the others:
     /// each element is that task's result or its error.
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func mapResults<Input: BitwiseCopyable, Output: BitwiseCopyable>(
         _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> [Result<Output, any Error>] {
@@ -111,7 +111,7 @@ public final class ProcessPool: @unchecked Sendable {
     }
 
     /// ``mapResults(_:chunkSize:_:)`` for `Codable` arguments or results.
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func mapResults<Input: Codable, Output: Codable>(
         _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> [Result<Output, any Error>] {
@@ -155,7 +155,7 @@ public final class ProcessPool: @unchecked Sendable {
     /// ``map(_:chunkSize:_:)`` from async code: waits without blocking a Swift
     /// concurrency thread, and cancelling the Swift task cancels the map (tasks not
     /// started are dropped, running ones have their workers killed and replaced).
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func map<Input: BitwiseCopyable, Output: BitwiseCopyable>(
         _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
     ) async throws -> [Output] {
@@ -163,7 +163,7 @@ public final class ProcessPool: @unchecked Sendable {
     }
 
     /// The async ``map(_:chunkSize:_:)`` for `Codable` arguments or results.
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func map<Input: Codable, Output: Codable>(
         _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
     ) async throws -> [Output] {
@@ -208,7 +208,7 @@ public final class ProcessPool: @unchecked Sendable {
     // MARK: - apply, submit, run
 
     /// Runs `body(input)` in a worker and returns its result (multiprocessing's `apply`).
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func apply<Input: BitwiseCopyable, Output: BitwiseCopyable>(
         _ input: Input, _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> Output {
@@ -216,7 +216,7 @@ public final class ProcessPool: @unchecked Sendable {
     }
 
     /// ``apply(_:_:)`` for `Codable` arguments or results.
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func apply<Input: Codable, Output: Codable>(
         _ input: Input, _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> Output {
@@ -229,27 +229,28 @@ public final class ProcessPool: @unchecked Sendable {
         try map(function, [input], chunkSize: 1)[0]
     }
 
-    /// Starts `body(input)` in a worker and returns at once (`apply_async`, `submit`).
+    /// Starts `body(input)` in a worker and returns at once (`apply_async`, `submit`);
+    /// throws ``ProcessPoolError/Code/closed`` after ``close()``.
     /// While the workers are busy the task waits in the pool's queue: the pool never
     /// runs more than `workerCount` worker processes. The handle waits, cancels, and
     /// calls `onSuccess`/`onFailure` when the task ends (on the pool's waiter thread:
     /// keep them short).
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func submit<Input: BitwiseCopyable, Output: BitwiseCopyable>(
         _ input: Input, _ body: @escaping @Sendable (Input) throws -> Output,
         onSuccess: (@Sendable (Output) -> Void)? = nil, onFailure: (@Sendable (any Error) -> Void)? = nil
-    ) -> TaskHandle<Output> {
-        submit(PoolFunction(body, input: .bitwise(), output: .bitwise()), input, onSuccess: onSuccess,
+    ) throws -> TaskHandle<Output> {
+        try submit(PoolFunction(body, input: .bitwise(), output: .bitwise()), input, onSuccess: onSuccess,
                onFailure: onFailure)
     }
 
     /// ``submit(_:_:onSuccess:onFailure:)`` for `Codable` arguments or results.
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func submit<Input: Codable, Output: Codable>(
         _ input: Input, _ body: @escaping @Sendable (Input) throws -> Output,
         onSuccess: (@Sendable (Output) -> Void)? = nil, onFailure: (@Sendable (any Error) -> Void)? = nil
-    ) -> TaskHandle<Output> {
-        submit(PoolFunction(body, input: .codable(), output: .codable()), input, onSuccess: onSuccess,
+    ) throws -> TaskHandle<Output> {
+        try submit(PoolFunction(body, input: .codable(), output: .codable()), input, onSuccess: onSuccess,
                onFailure: onFailure)
     }
 
@@ -258,7 +259,8 @@ public final class ProcessPool: @unchecked Sendable {
     public func submit<Input, Output>(
         _ function: PoolFunction<Input, Output>, _ input: Input,
         onSuccess: (@Sendable (Output) -> Void)? = nil, onFailure: (@Sendable (any Error) -> Void)? = nil
-    ) -> TaskHandle<Output> {
+    ) throws -> TaskHandle<Output> {
+        try _checkOpen()
         let pending = _PendingTask()
         let handle = TaskHandle(pending, codec: function.output)
         if onSuccess != nil || onFailure != nil {
@@ -277,6 +279,9 @@ public final class ProcessPool: @unchecked Sendable {
     }
 
     @usableFromInline
+    func _checkOpen() throws { try workers.checkOpen() }
+
+    @usableFromInline
     func _start(_ pending: _PendingTask, _ f: _TaskFunction, stage: @escaping (_Call) throws -> _Round) {
         workers.leaseLater(f) { [self] lease in pending.start(lease, pool: self, stage: stage) }
     }
@@ -284,20 +289,20 @@ public final class ProcessPool: @unchecked Sendable {
     /// Runs `body` in a worker from async code (trio_parallel's `run_sync`). Cancelling
     /// the Swift task kills the worker running it (it is replaced) and throws
     /// ``ProcessPoolError/Code/cancelled``.
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func run<Output: BitwiseCopyable>(_ body: @escaping @Sendable () throws -> Output) async throws -> Output {
         try await run(PoolFunction({ (_: UInt8) in try body() }, input: .bitwise(), output: .bitwise()))
     }
 
     /// ``run(_:)`` for a `Codable` result.
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func run<Output: Codable>(_ body: @escaping @Sendable () throws -> Output) async throws -> Output {
         try await run(PoolFunction({ (_: UInt8) in try body() }, input: .bitwise(), output: .codable()))
     }
 
     @inlinable
     func run<Output>(_ function: PoolFunction<UInt8, Output>) async throws -> Output {
-        let handle = submit(function, 0)
+        let handle = try submit(function, 0)
         return try await withTaskCancellationHandler {
             try await handle.value
         } onCancel: {

@@ -1,7 +1,7 @@
 /// Several arguments per task (multiprocessing's `starmap`): each input is a tuple.
 extension ProcessPool {
     /// Runs `body` on the members of each tuple; results in input order.
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func starmap<A: BitwiseCopyable, B: BitwiseCopyable, Output: BitwiseCopyable>(
         _ inputs: [(A, B)], chunkSize: Int? = nil, _ body: @escaping @Sendable (A, B) throws -> Output
     ) throws -> [Output] {
@@ -9,7 +9,7 @@ extension ProcessPool {
     }
 
     /// ``starmap(_:chunkSize:_:)`` for `Codable` arguments or results.
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func starmap<A: Codable, B: Codable, Output: Codable>(
         _ inputs: [(A, B)], chunkSize: Int? = nil, _ body: @escaping @Sendable (A, B) throws -> Output
     ) throws -> [Output] {
@@ -17,7 +17,7 @@ extension ProcessPool {
     }
 
     /// ``starmap(_:chunkSize:_:)`` with three arguments per task.
-    @inlinable
+    @inlinable @_disfavoredOverload
     public func starmap<A: BitwiseCopyable, B: BitwiseCopyable, C: BitwiseCopyable, Output: BitwiseCopyable>(
         _ inputs: [(A, B, C)], chunkSize: Int? = nil, _ body: @escaping @Sendable (A, B, C) throws -> Output
     ) throws -> [Output] {
@@ -25,7 +25,7 @@ extension ProcessPool {
     }
 
     /// ``starmap(_:chunkSize:_:)`` with three `Codable` arguments per task.
-    @inlinable @_disfavoredOverload
+    @inlinable
     public func starmap<A: Codable, B: Codable, C: Codable, Output: Codable>(
         _ inputs: [(A, B, C)], chunkSize: Int? = nil, _ body: @escaping @Sendable (A, B, C) throws -> Output
     ) throws -> [Output] {

@@ -46,7 +46,11 @@ final class _PendingTask: @unchecked Sendable {
             outcome = r
             round = nil
             monitor.broadcastLocked()
-            defer { waiters = [] }
+            // The callbacks hold the handle, which holds this task: let go of them.
+            defer {
+                waiters = []
+                onEnd = nil
+            }
             return (waiters, onEnd)
         }
         for c in resume { c.resume() }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Testing
 import SwiftPool
 
@@ -14,6 +15,21 @@ final class SharedCounters: @unchecked Sendable {
         base.initialize(repeating: 0, count: 512)
     }
     deinit { munmap(base, 4096) }
+
+    /// Adds `delta` to counter `i` atomically (from any process); returns the new value.
+    @discardableResult
+    func add(_ i: Int, _ delta: Int) -> Int {
+        UnsafeMutableRawPointer(base + i).withMemoryRebound(to: Atomic<Int>.self, capacity: 1) {
+            $0.pointee.add(delta, ordering: .sequentiallyConsistent).newValue
+        }
+    }
+
+    /// Raises counter `i` to at least `value`.
+    func raise(_ i: Int, to value: Int) {
+        UnsafeMutableRawPointer(base + i).withMemoryRebound(to: Atomic<Int>.self, capacity: 1) {
+            _ = $0.pointee.max(value, ordering: .sequentiallyConsistent)
+        }
+    }
 }
 
 /// Whether `pid` is gone (or a zombie) within `limit`: a killed worker must not live on.

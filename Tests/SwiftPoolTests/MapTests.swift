@@ -94,7 +94,7 @@ struct MapTests {
         }
     }
 
-    @Test func reportsAnErrorWhoseMessageIsTooLongOrNotUTF8() throws {
+    @Test func reportsTheWholeMessageOfAnErrorHoweverLong() throws {
         struct Loud: Error, CustomStringConvertible {
             var description: String { String(repeating: "é", count: 5000) + "\u{FFFF}" }
         }
@@ -105,7 +105,7 @@ struct MapTests {
             return
         }
         #expect(type.hasSuffix("Loud"))
-        #expect(message.hasPrefix("éééé") && message.utf8.count <= 512) // cut to its journal entry
+        #expect(message == String(repeating: "é", count: 5000) + "\u{FFFF}") // all of it
     }
 
     @Test func appliesOneTask() throws {

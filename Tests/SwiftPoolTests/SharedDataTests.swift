@@ -45,12 +45,12 @@ struct SharedDataTests {
         let pool = ProcessPool(.init(workerCount: 2))
         let pid = pool.register { (_: Int) in getpid() }
         let first = Set(try pool.map(pid, Array(0..<50), chunkSize: 1))
-        pool.setKeepAlive(true)
+        pool.keepAlive = true
         let second = Set(try pool.map(pid, Array(0..<50), chunkSize: 1))
         let third = Set(try pool.map(pid, Array(0..<50), chunkSize: 1))
         #expect(first.isDisjoint(with: second))
         #expect(second == third)
-        pool.setKeepAlive(false)
+        pool.keepAlive = false
         #expect(pool.workerPIDs.allSatisfy { $0 == 0 })
     }
 }
