@@ -34,7 +34,9 @@ def read(path, behaviours, settings):
 
 def human(v, unit):
     if unit == "tasks/s":
-        return f"{v / 1e6:.1f} M/s"
+        return f"{v / 1e6:.1f} M/s" if v >= 1e5 else f"{v:,.0f} /s"
+    if unit == "GB/s":
+        return f"{v:.2f} GB/s"
     if unit == "efficiency":
         return f"{v:.3f}"
     if unit == "ms":
@@ -80,6 +82,10 @@ ROWS = [
     ("skew_swift", "skew", "skew: 2,000 tasks, 98% 10 µs, 2% 10 ms: makespan ÷ ideal", False, ("abs", 1.05)),
     ("skew_swift_chunk1", "skew", "skew: Swift, chunks of 1", False, ("row", "skew_swift", 1.02)),
     ("payload_c", "payload", "payload: 64 × 1 MiB doubles in, ×2, out (C API bytes form vs numpy arrays)", True, ("ratio", 5)),
+    ("strings_swift", "strings", "strings: Swift `map { $0.uppercased() }` over 200,000 `String`s (Python: `str.upper`)", True, ("ratio", 5)),
+    ("structs_swift", "structs", "structs: 200,000 `Codable` structs (two Doubles, a String) transformed (Python: a dataclass)", True, ("ratio", 10)),
+    ("arrays_out_swift", "arrays_out", "arrays out: 2,000 tasks each returning 1,000 Doubles (Python: a list of floats)", True, ("ratio", 10)),
+    ("bytes_swift", "bytes", "bytes: 64 × 1 MiB `[UInt8]` in and out, one byte changed, Swift API (Python: `bytes`)", True, ("abs", 5)),
     ("shared_swift", "shared", "shared: 1 GiB shared array summed in 16 slices", False, None),
     ("shared_128MiB_swift", "shared_128MiB", "shared: 128 MiB shared array summed in 16 slices", False, None),
     ("tiny_c_direct", "tiny", "tiny-c: map x*x over 1M int64, C function, direct call (caller arrays)", True, ("abs", 100e6)),
@@ -128,7 +134,8 @@ def target_met(target, figure, higher, ratio_vs_mp, ours):
 
 
 # The rows the chart shows, with their short labels.
-CHART = {"tiny_swift": "tiny (Swift)", "tiny_c_direct": "tiny-c (C API)", "latency_swift_p50": "latency p50 (Swift)",
+CHART = {"tiny_swift": "tiny (Swift)", "strings_swift": "strings (Swift)", "structs_swift": "structs (Swift)",
+         "arrays_out_swift": "arrays out (Swift)", "tiny_c_direct": "tiny-c (C API)", "latency_swift_p50": "latency p50 (Swift)",
          "latency_p50": "latency p50 (C API)", "cpu_50us_swift": "cpu 50 µs", "payload_c": "payload",
          "pareto_swift": "pareto", "skew_swift": "skew", "startup_swift": "startup"}
 POOLS = ["multiprocessing", "ProcessPoolExecutor", "mpire", "loky", "trio_parallel"]

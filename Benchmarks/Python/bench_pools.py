@@ -10,6 +10,7 @@ chunking), latency (sequential apply round trips on a warm pool), idle-latency (
 same with 1 ms of caller idleness between calls). 2 workers.
 """
 import argparse
+import dataclasses
 import os
 import signal
 import concurrent.futures as cf
@@ -173,6 +174,59 @@ def payload(label, map_fn, runs):
         rates.append(2 * 64 / (time.perf_counter() - t0))
         assert all(np.array_equal(o, a * 2) for o, a in zip(out, arrays))
     report(f"payload_{label}", rates, "MiB/s")
+
+
+def upper(s):
+    return s.upper()
+
+
+@dataclasses.dataclass
+class Point:
+    x: float
+    y: float
+    name: str
+
+
+def move(p):
+    return Point(p.x * 2, p.y + 1, p.name.upper())
+
+
+def doubles(n):
+    return [0.5 * i for i in range(n)]
+
+
+def flip_first(b):
+    out = bytearray(b)
+    out[0] ^= 1
+    return bytes(out)
+
+
+def values(label, map_fn, runs):
+    """The value workloads: strings, dataclasses, lists of floats out, byte buffers."""
+    words = [f"word-{i}-é" for i in range(200_000)]
+    points = [Point(i * 0.5, i * 0.25, f"p{i}") for i in range(200_000)]
+    for name, xs, fn, check, unit, per in (
+        ("strings", words, upper, lambda out: out[-1] == words[-1].upper(), "tasks/s", len(words)),
+        ("structs", points, move, lambda out: out[-1] == move(points[-1]), "tasks/s", len(points)),
+        ("arrays_out", [1000] * 2000, doubles, lambda out: len(out[-1]) == 1000 and out[-1][999] == 499.5,
+         "tasks/s", 2000),
+    ):
+        map_fn(fn, xs[:1000], None)
+        rates = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            out = map_fn(fn, xs, best_chunk(len(xs)))
+            rates.append(per / (time.perf_counter() - t0))
+            assert len(out) == len(xs) and check(out)
+        report(f"{name}_{label}", rates, unit)
+    buffers = [bytes([i]) * (1 << 20) for i in range(64)]
+    rates = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = map_fn(flip_first, buffers, 1)
+        rates.append(2 * 64 * (1 << 20) / (time.perf_counter() - t0) / 1e9)
+        assert all(o[0] == b[0] ^ 1 and len(o) == len(b) for o, b in zip(out, buffers))
+    report(f"bytes_{label}", rates, "GB/s")
 
 
 _shared = None
@@ -359,7 +413,7 @@ def main():
     if a.orphan_child:
         orphan_child()
         return
-    print("[Python pools] tiny, latency, idle-latency, cpu, payload, pareto, one-slow, skew, shared, keepalive, startup, "
+    print("[Python pools] tiny, latency, idle-latency, cpu, payload, values, pareto, one-slow, skew, shared, keepalive, startup, "
           "crash, orphans...", file=sys.stderr)
     n = 1_000_000
     lat_calls = 2000 if a.quick else 10000
@@ -371,6 +425,7 @@ def main():
         latency("multiprocessing", lambda i: pool.apply(identity, (i,)), idle_calls, 0.001, idle_runs)
         cpu("multiprocessing", lambda xs, c: pool.map(spin, xs, chunksize=c), a.runs, a.quick)
         payload("multiprocessing", lambda xs: pool.map(scale, xs, chunksize=1), a.runs)
+        values("multiprocessing", lambda fn, xs, c: pool.map(fn, xs, chunksize=c), a.runs)
         schedules("multiprocessing", lambda xs, c: pool.map(spin, xs, chunksize=c), a.runs)
 
     with cf.ProcessPoolExecutor(WORKERS) as ex:
@@ -379,6 +434,7 @@ def main():
         latency("ProcessPoolExecutor", lambda i: ex.submit(identity, i).result(), idle_calls, 0.001, idle_runs)
         cpu("ProcessPoolExecutor", lambda xs, c: list(ex.map(spin, xs, chunksize=c or 1)), a.runs, a.quick)
         payload("ProcessPoolExecutor", lambda xs: list(ex.map(scale, xs, chunksize=1)), a.runs)
+        values("ProcessPoolExecutor", lambda fn, xs, c: list(ex.map(fn, xs, chunksize=c or 1)), a.runs)
         schedules("ProcessPoolExecutor", lambda xs, c: list(ex.map(spin, xs, chunksize=c or 1)), a.runs)
 
     keepalive_and_startup(a.runs)

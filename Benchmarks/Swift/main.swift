@@ -57,7 +57,7 @@ struct SwiftPoolBench: ParsableCommand {
 
     func run() throws {
         let runs = max(3, self.runs)
-        let message = "[Swift API] tiny, latency, cpu, keepalive, pareto, one-slow, skew, crash, shared, startup...\n"
+        let message = "[Swift API] tiny, latency, cpu, keepalive, values, pareto, one-slow, skew, crash, shared, startup...\n"
         _ = message.withCString { write(2, $0, strlen($0)) }
         let workers = 2
         let n = 1_000_000
@@ -181,6 +181,45 @@ struct SwiftPoolBench: ParsableCommand {
             print("#behaviour\tcrash\tSwiftPool\t\(what)")
             pool.close()
             pool.join()
+        }
+
+        // values: strings, Codable structs, arrays out, byte buffers (the default pool)
+        do {
+            struct Point: Codable { var x: Double, y: Double, name: String }
+            let pool = ProcessPool(.init(workerCount: workers))
+            let words = (0..<200_000).map { "word-\($0)-é" }
+            let points = (0..<200_000).map { Point(x: Double($0) * 0.5, y: Double($0) * 0.25, name: "p\($0)") }
+            var strings: [Double] = [], structs: [Double] = [], arrays: [Double] = [], bytes: [Double] = []
+            let buffers = (0..<64).map { [UInt8](repeating: UInt8($0), count: 1 << 20) }
+            for _ in 0..<runs {
+                var t0 = now()
+                let upper = try pool.map(words) { $0.uppercased() }
+                strings.append(Double(words.count) / (now() - t0))
+                precondition(upper.count == words.count && upper[199_999] == words[199_999].uppercased())
+
+                t0 = now()
+                let moved = try pool.map(points) { Point(x: $0.x * 2, y: $0.y + 1, name: $0.name.uppercased()) }
+                structs.append(Double(points.count) / (now() - t0))
+                precondition(moved.count == points.count && moved[199_999].name == "P199999" && moved[7].x == 7)
+
+                t0 = now()
+                let out = try pool.map(Array(repeating: 1000, count: 2000)) { (n: Int) in (0..<n).map { 0.5 * Double($0) } }
+                arrays.append(2000 / (now() - t0))
+                precondition(out.count == 2000 && out.allSatisfy { $0.count == 1000 && $0[999] == 499.5 })
+
+                t0 = now()
+                let flipped = try pool.map(buffers, chunkSize: 1) { (b: [UInt8]) -> [UInt8] in
+                    var b = b
+                    b[0] ^= 1
+                    return b
+                }
+                bytes.append(2 * 64 * Double(1 << 20) / (now() - t0) / 1e9)
+                precondition(zip(flipped, buffers).allSatisfy { $0[0] == $1[0] ^ 1 && $0.count == $1.count })
+            }
+            report("strings_swift", strings, "tasks/s")
+            report("structs_swift", structs, "tasks/s")
+            report("arrays_out_swift", arrays, "tasks/s")
+            report("bytes_swift", bytes, "GB/s")
         }
 
         // shared: a 1 GiB array in shared memory, summed by the workers a slice each
