@@ -47,19 +47,62 @@ func report(_ name: String, _ values: [Double], _ unit: String) {
     fflush(nil)
 }
 
+
+/// The value workloads: strings, `Codable` structs, arrays out, byte buffers, on the
+/// default pool (keep-alive off).
+func values(workers: Int, runs: Int) throws {
+    struct Point: Codable { var x: Double, y: Double, name: String }
+    let pool = ProcessPool(.init(workerCount: workers))
+    let words = (0..<200_000).map { "word-\($0)-é" }
+    let points = (0..<200_000).map { Point(x: Double($0) * 0.5, y: Double($0) * 0.25, name: "p\($0)") }
+    var strings: [Double] = [], structs: [Double] = [], arrays: [Double] = [], bytes: [Double] = []
+    let buffers = (0..<64).map { [UInt8](repeating: UInt8($0), count: 1 << 20) }
+    for _ in 0..<runs {
+        var t0 = now()
+        let upper = try pool.map(words) { $0.uppercased() }
+        strings.append(Double(words.count) / (now() - t0))
+        precondition(upper.count == words.count && upper[199_999] == words[199_999].uppercased())
+
+        t0 = now()
+        let moved = try pool.map(points) { Point(x: $0.x * 2, y: $0.y + 1, name: $0.name.uppercased()) }
+        structs.append(Double(points.count) / (now() - t0))
+        precondition(moved.count == points.count && moved[199_999].name == "P199999" && moved[7].x == 7)
+
+        t0 = now()
+        let out = try pool.map(Array(repeating: 1000, count: 2000)) { (n: Int) in (0..<n).map { 0.5 * Double($0) } }
+        arrays.append(2000 / (now() - t0))
+        precondition(out.count == 2000 && out.allSatisfy { $0.count == 1000 && $0[999] == 499.5 })
+
+        t0 = now()
+        let flipped = try pool.map(buffers, chunkSize: 1) { (b: [UInt8]) -> [UInt8] in
+            var b = b
+            b[0] ^= 1
+            return b
+        }
+        bytes.append(2 * 64 * Double(1 << 20) / (now() - t0) / 1e9)
+        precondition(zip(flipped, buffers).allSatisfy { $0[0] == $1[0] ^ 1 && $0.count == $1.count })
+    }
+    report("strings_swift", strings, "tasks/s")
+    report("structs_swift", structs, "tasks/s")
+    report("arrays_out_swift", arrays, "tasks/s")
+    report("bytes_swift", bytes, "GB/s")
+}
+
 @main
 struct SwiftPoolBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "swiftpool-bench", abstract: "SwiftPool's Swift API on the standard workloads.")
+    commandName: "swiftpool-bench", abstract: "SwiftPool's Swift API on the standard workloads.")
 
     @Option(help: "Runs per figure (at least 3); the report takes their median.") var runs = 5
     @Flag(help: "Fewer calls, for a quick look.") var quick = false
+    @Option(help: "Run only this workload (values).") var only: String?
 
     func run() throws {
         let runs = max(3, self.runs)
         let message = "[Swift API] tiny, latency, cpu, keepalive, values, pareto, one-slow, skew, crash, shared, startup...\n"
         _ = message.withCString { write(2, $0, strlen($0)) }
         let workers = 2
+        if only == "values" { return try values(workers: workers, runs: runs) }
         let n = 1_000_000
         let input = Array(0..<n)
 
@@ -183,44 +226,7 @@ struct SwiftPoolBench: ParsableCommand {
             pool.join()
         }
 
-        // values: strings, Codable structs, arrays out, byte buffers (the default pool)
-        do {
-            struct Point: Codable { var x: Double, y: Double, name: String }
-            let pool = ProcessPool(.init(workerCount: workers))
-            let words = (0..<200_000).map { "word-\($0)-é" }
-            let points = (0..<200_000).map { Point(x: Double($0) * 0.5, y: Double($0) * 0.25, name: "p\($0)") }
-            var strings: [Double] = [], structs: [Double] = [], arrays: [Double] = [], bytes: [Double] = []
-            let buffers = (0..<64).map { [UInt8](repeating: UInt8($0), count: 1 << 20) }
-            for _ in 0..<runs {
-                var t0 = now()
-                let upper = try pool.map(words) { $0.uppercased() }
-                strings.append(Double(words.count) / (now() - t0))
-                precondition(upper.count == words.count && upper[199_999] == words[199_999].uppercased())
-
-                t0 = now()
-                let moved = try pool.map(points) { Point(x: $0.x * 2, y: $0.y + 1, name: $0.name.uppercased()) }
-                structs.append(Double(points.count) / (now() - t0))
-                precondition(moved.count == points.count && moved[199_999].name == "P199999" && moved[7].x == 7)
-
-                t0 = now()
-                let out = try pool.map(Array(repeating: 1000, count: 2000)) { (n: Int) in (0..<n).map { 0.5 * Double($0) } }
-                arrays.append(2000 / (now() - t0))
-                precondition(out.count == 2000 && out.allSatisfy { $0.count == 1000 && $0[999] == 499.5 })
-
-                t0 = now()
-                let flipped = try pool.map(buffers, chunkSize: 1) { (b: [UInt8]) -> [UInt8] in
-                    var b = b
-                    b[0] ^= 1
-                    return b
-                }
-                bytes.append(2 * 64 * Double(1 << 20) / (now() - t0) / 1e9)
-                precondition(zip(flipped, buffers).allSatisfy { $0[0] == $1[0] ^ 1 && $0.count == $1.count })
-            }
-            report("strings_swift", strings, "tasks/s")
-            report("structs_swift", structs, "tasks/s")
-            report("arrays_out_swift", arrays, "tasks/s")
-            report("bytes_swift", bytes, "GB/s")
-        }
+        try values(workers: workers, runs: runs)
 
         // shared: a 1 GiB array in shared memory, summed by the workers a slice each
         do {

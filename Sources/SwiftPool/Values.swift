@@ -112,6 +112,16 @@ public struct _Codec<T>: @unchecked Sendable {
                           rawCount: { unsafeBitCast($0, to: String.self).utf8.count })
         }
         if let raw = T.self as? any _RawBytes.Type, raw._isRaw { return _rawCodec(raw) }
+        if _binaryIsStructured(T.self) {
+            return _Codec(fixedStride: nil,
+                          withBytes: { v, body in
+                              let sink = _ByteSink()
+                              try _binaryEncodeStructured(v, into: sink)
+                              try body(sink.bytes)
+                          },
+                          decode: { try _binaryDecodeStructured(T.self, from: $0) }, rawCount: nil,
+                          append: { v, sink in try _binaryEncodeStructured(v, into: sink) })
+        }
         return _Codec(fixedStride: nil,
                       withBytes: { v, body in
                           let sink = _ByteSink()
