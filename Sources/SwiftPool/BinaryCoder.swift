@@ -241,6 +241,41 @@ final class BinaryEncoder: Encoder {
             try encoder.entry(value)
         }
 
+        // The leaf types directly: the synthesized code calls these, and the generic
+        // path would cost a dispatch and a run of type comparisons for each field.
+        mutating func encode(_ value: Double, forKey k: Key) throws {
+            try key(k)
+            encoder.fixed(value.bitPattern.littleEndian)
+        }
+        mutating func encode(_ value: Float, forKey k: Key) throws {
+            try key(k)
+            encoder.fixed(value.bitPattern.littleEndian)
+        }
+        mutating func encode(_ value: Int, forKey k: Key) throws {
+            try key(k)
+            encoder.fixed(Int64(value).littleEndian)
+        }
+        mutating func encode(_ value: Int64, forKey k: Key) throws {
+            try key(k)
+            encoder.fixed(value.littleEndian)
+        }
+        mutating func encode(_ value: Int32, forKey k: Key) throws {
+            try key(k)
+            encoder.fixed(value.littleEndian)
+        }
+        mutating func encode(_ value: UInt64, forKey k: Key) throws {
+            try key(k)
+            encoder.fixed(value.littleEndian)
+        }
+        mutating func encode(_ value: Bool, forKey k: Key) throws {
+            try key(k)
+            encoder.fixed(value ? UInt8(1) : 0)
+        }
+        mutating func encode(_ value: String, forKey k: Key) throws {
+            try key(k)
+            try encoder.string(value)
+        }
+
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey k: Key)
             -> KeyedEncodingContainer<NestedKey>
         {
@@ -393,12 +428,18 @@ final class BinaryDecoder: Decoder {
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer { Single(body: body) }
 
-    struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    /// A class: decoding moves its cursor, and the protocol's calls are not mutating.
+    final class Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
         /// (key, value) entries in the order they were written.
         var entries: [(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer?)] = []
         var codingPath: [any CodingKey] { [] }
 
+        /// Where the next key is looked for first: keys are usually read in the order
+        /// they were written.
+        var cursor = 0
+
         init(_ body: UnsafeRawBufferPointer) throws {
+            entries.reserveCapacity(8)
             var at = 0
             while at < body.count {
                 guard let k = try BinaryDecoder.readEntry(body, &at) else { throw _BinaryFormatError("a nil key") }
@@ -412,18 +453,57 @@ final class BinaryDecoder: Decoder {
 
         func find(_ key: Key) -> Int? {
             var name = key.stringValue
-            return name.withUTF8 { n in entries.firstIndex { $0.key.elementsEqual(UnsafeRawBufferPointer(n)) } }
+            return name.withUTF8 { n in
+                let wanted = UnsafeRawBufferPointer(n)
+                if cursor < entries.count, entries[cursor].key.elementsEqual(wanted) { return cursor }
+                return entries.firstIndex { $0.key.elementsEqual(wanted) }
+            }
         }
 
+        /// The entry of `key`; the cursor moves past it.
         func entry(_ key: Key) throws -> UnsafeRawBufferPointer? {
             guard let i = find(key) else {
                 throw DecodingError.keyNotFound(key, .init(codingPath: [], debugDescription: "no such key"))
             }
+            cursor = i + 1
             return entries[i].value
         }
 
+        func decode(_ type: Double.Type, forKey key: Key) throws -> Double {
+            Double(bitPattern: UInt64(littleEndian: try BinaryDecoder.leaf(try entry(key), UInt64.self)))
+        }
+        func decode(_ type: Float.Type, forKey key: Key) throws -> Float {
+            Float(bitPattern: UInt32(littleEndian: try BinaryDecoder.leaf(try entry(key), UInt32.self)))
+        }
+        func decode(_ type: Int.Type, forKey key: Key) throws -> Int {
+            Int(Int64(littleEndian: try BinaryDecoder.leaf(try entry(key), Int64.self)))
+        }
+        func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 {
+            Int64(littleEndian: try BinaryDecoder.leaf(try entry(key), Int64.self))
+        }
+        func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 {
+            Int32(littleEndian: try BinaryDecoder.leaf(try entry(key), Int32.self))
+        }
+        func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 {
+            UInt64(littleEndian: try BinaryDecoder.leaf(try entry(key), UInt64.self))
+        }
+        func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool {
+            try BinaryDecoder.leaf(try entry(key), UInt8.self) != 0
+        }
+        func decode(_ type: String.Type, forKey key: Key) throws -> String {
+            guard let e = try entry(key) else {
+                throw DecodingError.valueNotFound(String.self, .init(codingPath: [], debugDescription: "nil"))
+            }
+            return String(decoding: e, as: UTF8.self)
+        }
+
         func contains(_ key: Key) -> Bool { find(key) != nil }
-        func decodeNil(forKey key: Key) throws -> Bool { try entry(key) == nil }
+        func decodeNil(forKey key: Key) throws -> Bool {
+            guard let i = find(key) else {
+                throw DecodingError.keyNotFound(key, .init(codingPath: [], debugDescription: "no such key"))
+            }
+            return entries[i].value == nil
+        }
 
         func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
             try BinaryDecoder.value(T.self, try entry(key))
