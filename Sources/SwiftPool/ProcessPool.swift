@@ -346,19 +346,38 @@ public struct PoolFunction<Input, Output>: @unchecked Sendable {
     init(_ body: @escaping @Sendable (Input) throws -> Output, input: _Codec<Input>, output: _Codec<Output>) {
         self.input = input
         self.output = output
-        let run: _ChunkRunner = { records, inStride, results, outStride, count, progress in
-            for i in 0..<count {
-                progress.pointee = i
-                do {
-                    let x = try input.load(records + i &* inStride)
-                    try output.store(try body(x), results + i &* outStride)
-                } catch {
-                    _reportThrown(error)
+        let run: _ChunkRunner
+        if input.fixedStride != nil && output.fixedStride != nil {
+            // Plain bytes both ways: a load, a call and a store per item, nothing to decide.
+            run = { records, inStride, results, outStride, count, progress in
+                for i in 0..<count {
                     progress.pointee = i
-                    return -1
+                    do {
+                        let r = try body(records.loadUnaligned(fromByteOffset: i &* inStride, as: Input.self))
+                        results.storeBytes(of: r, toByteOffset: i &* outStride, as: Output.self)
+                    } catch {
+                        _reportThrown(error)
+                        progress.pointee = i
+                        return -1
+                    }
                 }
+                return 0
             }
-            return 0
+        } else {
+            run = { records, inStride, results, outStride, count, progress in
+                for i in 0..<count {
+                    progress.pointee = i
+                    do {
+                        let x = try input.load(records + i &* inStride)
+                        try output.store(try body(x), results + i &* outStride)
+                    } catch {
+                        _reportThrown(error)
+                        progress.pointee = i
+                        return -1
+                    }
+                }
+                return 0
+            }
         }
         function = _TaskFunction(run: run, inStride: input.recordStride, outStride: output.fixedStride ?? 0)
     }
