@@ -77,6 +77,12 @@ struct ValuesTests {
         let words = ["", "a"] + (0..<300).map { "word-\($0)-é🙂" } + [""]
         try await checkEveryAPI(pool, words) { $0.uppercased() + "!" }
         try await checkEveryAPI(pool, words) { $0.count }
+        let s = try await pool.run { "hello" } // a String, not ()
+        #expect(s == "hello")
+        let doubled = try await withProcessPool(.init(workerCount: 1)) { pool in
+            try await pool.map(["a", ""]) { $0 + $0 }
+        }
+        #expect(doubled == ["aa", ""])
     }
 
     @Test func arraysAndBytesThroughEveryAPI() async throws {
