@@ -305,7 +305,9 @@ CPOOL_API int cpool_job_status(cpool_job_t *job, cpool_status_t *status);
 /* The failed items of a job that has ended: returns how many failed (0 when none, or
  * -EBUSY while the job runs) and writes the first `max` of them, in the order they
  * ended, as item indices and statuses (either array may be NULL). Cheaper than a
- * per-item status array when failures are rare. */
+ * per-item status array when failures are rare. Nothing is lost however many fail: a
+ * failed item's description, when its function gave one (cpool_task_output), is its
+ * output, read with cpool_job_output. */
 CPOOL_API int64_t cpool_job_failures(cpool_job_t *job, size_t *indices, cpool_status_t *statuses,
                                      size_t max);
 
