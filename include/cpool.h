@@ -288,7 +288,9 @@ CPOOL_API int cpool_job_wait_any(cpool_job_t *const *jobs, size_t count, uint64_
 /* Makes the cpool_job_wait_any on this pool in progress, or else the next one, return
  * -EINTR (one of them when several threads wait; cpool_job_wait is not affected): a
  * thread that serves many jobs with one wait (a waiter of futures) is told to look at
- * its list again, e.g. for a job just submitted. Returns 0 or CPOOL_E_CLOSED. */
+ * its list again, e.g. for a job just submitted. Any wait_any may take it: a thread
+ * that did not ask for it calls cpool_interrupt_waits again, so that it reaches the
+ * thread it was meant for. Returns 0 or CPOOL_E_CLOSED. */
 CPOOL_API int cpool_interrupt_waits(cpool_pool_t *pool);
 
 /* 1 when the job has ended, 0 when not; makes progress like a zero wait. */

@@ -228,12 +228,13 @@ extension _Call {
         var total = 0
         // Raw values are measured and copied once, straight into shared memory; others
         // are encoded into a private buffer first.
-        let sink: _ByteSink? = codec.rawCount == nil ? _ByteSink(capacity: 1 << 16) : nil
+        let sink: _ByteSink? = codec.withRawBytes == nil ? _ByteSink(capacity: 1 << 16) : nil
         while sizes.count < left {
             let i = sizes.count
             var size: Int
-            if let rawCount = codec.rawCount {
-                size = rawCount(inputs[from + i])
+            if let withRawBytes = codec.withRawBytes {
+                size = 0
+                try withRawBytes(inputs[from + i]) { size = $0.count }
             } else {
                 let mark = sink!.count
                 do { try codec.append(inputs[from + i], sink!) } catch {
@@ -266,8 +267,8 @@ extension _Call {
                 buf.storeBytes(of: _VariableInput(address: 0, count: -1), toByteOffset: i * recordBytes, as: _VariableInput.self)
                 continue
             }
-            if sink == nil {
-                try codec.withBytes(inputs[from + i]) { b in
+            if let withRawBytes = codec.withRawBytes {
+                try withRawBytes(inputs[from + i]) { b in
                     if let s = b.baseAddress, b.count > 0 { dst.copyMemory(from: s, byteCount: b.count) }
                 }
             }

@@ -48,9 +48,14 @@ final class LazyMapEngine: @unchecked Sendable {
         var r = rounds[0]
         if !ordered {
             let jobs: [OpaquePointer?] = rounds.map(\.job)
-            var first: Int32 = -EINTR
-            while first == -EINTR { first = jobs.withUnsafeBufferPointer { cpool_job_wait_any($0.baseAddress, $0.count, 0) } }
-            if first >= 0 { r = rounds[Int(first)] }
+            let first = jobs.withUnsafeBufferPointer { cpool_job_wait_any($0.baseAddress, $0.count, 0) }
+            if first >= 0 {
+                r = rounds[Int(first)]
+            } else if first == -EINTR {
+                // The interruption was meant for the pool's waiter thread: hand it on, and
+                // take the oldest chunk this once.
+                cpool_interrupt_waits(call.lease.session.handle)
+            }
         }
         r.waitHere()
         lock.withLock { inFlight.removeAll { $0 === r } }

@@ -364,12 +364,13 @@ public struct PoolFunction<Input, Output>: @unchecked Sendable {
                 return 0
             }
         } else {
+            let scratch = _ByteSink() // each worker has its own copy of it, made by fork
             run = { records, inStride, results, outStride, count, progress in
                 for i in 0..<count {
                     progress.pointee = i
                     do {
                         let x = try input.load(records + i &* inStride)
-                        try output.store(try body(x), results + i &* outStride)
+                        try output.store(try body(x), results + i &* outStride, scratch: scratch)
                     } catch {
                         _reportThrown(error)
                         progress.pointee = i

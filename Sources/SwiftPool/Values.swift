@@ -66,24 +66,20 @@ struct _VariableInput: BitwiseCopyable {
 public struct _Codec<T>: @unchecked Sendable {
     /// The stride of a fixed-size value; nil for values of variable size.
     @usableFromInline let fixedStride: Int?
-    /// Hands the value's bytes to `body` (variable size only).
-    @usableFromInline let withBytes: (T, (UnsafeRawBufferPointer) throws -> Void) throws -> Void
-    /// The value back from its bytes (variable size only).
-    @usableFromInline let decode: (UnsafeRawBufferPointer) throws -> T
-    /// The byte count of a value without encoding it, for raw kinds; nil: unknown.
-    @usableFromInline let rawCount: ((T) -> Int)?
-    /// Appends the value's bytes to a sink (variable size only).
+    /// Raw kinds: hands the value's own bytes to `body`, no copy; nil for other kinds.
+    @usableFromInline let withRawBytes: ((T, (UnsafeRawBufferPointer) throws -> Void) throws -> Void)?
+    /// Variable size: appends the value's bytes to a sink.
     @usableFromInline let append: (T, _ByteSink) throws -> Void
+    /// Variable size: the value back from its bytes.
+    @usableFromInline let decode: (UnsafeRawBufferPointer) throws -> T
 
     @usableFromInline
-    init(fixedStride: Int?, withBytes: @escaping (T, (UnsafeRawBufferPointer) throws -> Void) throws -> Void,
-         decode: @escaping (UnsafeRawBufferPointer) throws -> T, rawCount: ((T) -> Int)?,
-         append: ((T, _ByteSink) throws -> Void)? = nil) {
+    init(fixedStride: Int?, withRawBytes: ((T, (UnsafeRawBufferPointer) throws -> Void) throws -> Void)?,
+         append: @escaping (T, _ByteSink) throws -> Void, decode: @escaping (UnsafeRawBufferPointer) throws -> T) {
         self.fixedStride = fixedStride
-        self.withBytes = withBytes
+        self.withRawBytes = withRawBytes
+        self.append = append
         self.decode = decode
-        self.rawCount = rawCount
-        self.append = append ?? { v, sink in try withBytes(v) { sink.append($0) } }
     }
 
     /// The record a task reads for one input: the value itself, or its `_VariableInput`.
@@ -92,9 +88,9 @@ public struct _Codec<T>: @unchecked Sendable {
     /// Values copied as bytes.
     @inlinable
     public static func bitwise() -> _Codec<T> {
-        _Codec(fixedStride: MemoryLayout<T>.stride,
-               withBytes: { v, body in try withUnsafeBytes(of: v) { try body($0) } },
-               decode: { $0.loadUnaligned(as: T.self) }, rawCount: nil)
+        _Codec(fixedStride: MemoryLayout<T>.stride, withRawBytes: nil,
+               append: { v, sink in withUnsafeBytes(of: v) { sink.append($0) } },
+               decode: { $0.loadUnaligned(as: T.self) })
     }
 
     /// The fastest form `T` has: bytes for trivially copyable types, raw bytes for
@@ -103,41 +99,33 @@ public struct _Codec<T>: @unchecked Sendable {
     public static func codable() -> _Codec<T> where T: Codable {
         if _isPOD(T.self) { return bitwise() }
         if T.self == String.self {
-            return _Codec(fixedStride: nil,
-                          withBytes: { v, body in
-                              var s = unsafeBitCast(v, to: String.self)
-                              try s.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
-                          },
-                          decode: { unsafeBitCast(String(decoding: $0, as: UTF8.self), to: T.self) },
-                          rawCount: { unsafeBitCast($0, to: String.self).utf8.count })
+            return _rawKind({ v, body in
+                                var s = unsafeBitCast(v, to: String.self)
+                                try s.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+                            },
+                            decode: { unsafeBitCast(String(decoding: $0, as: UTF8.self), to: T.self) })
         }
         if let raw = T.self as? any _RawBytes.Type, raw._isRaw { return _rawCodec(raw) }
-        if _binaryIsStructured(T.self) {
-            return _Codec(fixedStride: nil,
-                          withBytes: { v, body in
-                              let sink = _ByteSink()
-                              try _binaryEncodeStructured(v, into: sink)
-                              try body(sink.bytes)
-                          },
-                          decode: { try _binaryDecodeStructured(T.self, from: $0) }, rawCount: nil,
-                          append: { v, sink in try _binaryEncodeStructured(v, into: sink) })
-        }
-        return _Codec(fixedStride: nil,
-                      withBytes: { v, body in
-                          let sink = _ByteSink()
-                          try _binaryEncode(v, into: sink)
-                          try body(sink.bytes)
-                      },
-                      decode: { try _binaryDecode(T.self, from: $0) }, rawCount: nil,
-                      append: { v, sink in try _binaryEncode(v, into: sink) })
+        // The per-value type checks of the binary form are asked once here.
+        let structured = _binaryIsStructured(T.self)
+        return _Codec(fixedStride: nil, withRawBytes: nil,
+                      append: structured ? { v, sink in try _binaryEncodeStructured(v, into: sink) }
+                                         : { v, sink in try _binaryEncode(v, into: sink) },
+                      decode: structured ? { try _binaryDecodeStructured(T.self, from: $0) }
+                                         : { try _binaryDecode(T.self, from: $0) })
     }
 
     @usableFromInline
     static func _rawCodec<Raw: _RawBytes>(_ raw: Raw.Type) -> _Codec<T> {
-        _Codec(fixedStride: nil,
-               withBytes: { v, body in try unsafeBitCast(v, to: Raw.self)._withRawBytes { try body($0) } },
-               decode: { unsafeBitCast(try Raw._fromRawBytes($0), to: T.self) },
-               rawCount: { unsafeBitCast($0, to: Raw.self)._withRawBytes { $0.count } })
+        _rawKind({ v, body in try unsafeBitCast(v, to: Raw.self)._withRawBytes { try body($0) } },
+                 decode: { unsafeBitCast(try Raw._fromRawBytes($0), to: T.self) })
+    }
+
+    @usableFromInline
+    static func _rawKind(_ withRawBytes: @escaping (T, (UnsafeRawBufferPointer) throws -> Void) throws -> Void,
+                         decode: @escaping (UnsafeRawBufferPointer) throws -> T) -> _Codec<T> {
+        _Codec(fixedStride: nil, withRawBytes: withRawBytes,
+               append: { v, sink in try withRawBytes(v) { sink.append($0) } }, decode: decode)
     }
 
     /// Worker side: the input whose record is at `record`.
@@ -149,10 +137,15 @@ public struct _Codec<T>: @unchecked Sendable {
         return try decode(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: r.address), count: r.count))
     }
 
-    /// Worker side: stores the result at `slot` (fixed size) or makes it the task's output.
+    /// Worker side: stores the result at `slot` (fixed size) or makes it the task's output:
+    /// raw bytes straight from the value, else encoded into `scratch`, the worker's one
+    /// buffer (a worker runs one task at a time).
     @inlinable @inline(__always)
-    func store(_ value: T, _ slot: UnsafeMutableRawPointer) throws {
+    func store(_ value: T, _ slot: UnsafeMutableRawPointer, scratch: _ByteSink) throws {
         if fixedStride != nil { return slot.storeBytes(of: value, as: T.self) }
-        try withBytes(value) { try _setTaskOutput($0) }
+        if let withRawBytes { return try withRawBytes(value) { try _setTaskOutput($0) } }
+        scratch.count = 0
+        try append(value, scratch)
+        try _setTaskOutput(scratch.bytes)
     }
 }
