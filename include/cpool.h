@@ -18,6 +18,10 @@
 #ifndef CPOOL_H
 #define CPOOL_H
 
+#if !defined(__linux__)
+#error "SwiftPool's C core runs on Linux only (5.3 or later, for pidfd_open)."
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,7 +36,7 @@ extern "C" {
 #endif
 
 #define CPOOL_VERSION_MAJOR 0
-#define CPOOL_VERSION_MINOR 1
+#define CPOOL_VERSION_MINOR 2
 
 /* ---------------------------------------------------------------- errors */
 
@@ -71,6 +75,57 @@ typedef struct cpool_pool cpool_pool_t;
  * (CPOOL_E_WORKER_INIT). Hooks run in the forked child: synchronous code only. */
 typedef int (*cpool_worker_hook_t)(uint32_t worker_id, void *ctx);
 
+/* What happened to a worker, as the pool's supervisor thread saw it (see on_event). */
+typedef enum cpool_event_kind {
+    CPOOL_EVENT_WORKER_STARTED = 1,  /* a process was forked for the slot; detail: 1 when it
+                                        replaces one (crash, lifespan, recycle), else 0 */
+    CPOOL_EVENT_WORKER_EXITED = 2,   /* it left gracefully (lifespan reached, pool closed or
+                                        workers stopped) */
+    CPOOL_EVENT_WORKER_CRASHED = 3,  /* it died on its own: detail as cpool_status_t's for
+                                        CPOOL_E_CRASHED (signal, 1000 + exit status, or
+                                        CPOOL_DETAIL_UNKNOWN) */
+    CPOOL_EVENT_TASK_TIMED_OUT = 4,  /* it was killed because its task ran past its timeout */
+    CPOOL_EVENT_TASK_CANCELLED = 5,  /* it was killed to stop a cancelled task */
+    CPOOL_EVENT_WORKER_RECYCLED = 6, /* it left because its memory grew past the limit */
+    CPOOL_EVENT_INIT_FAILED = 7,     /* its init hook failed, or ran past init_timeout_ns */
+    CPOOL_EVENT_EXIT_TIMED_OUT = 8,  /* its exit hook ran past exit_timeout_ns */
+    CPOOL_EVENT_KILLED = 9,          /* it was killed by terminate or destroy */
+    CPOOL_EVENT_POOL_BROKEN = 10,    /* init kept failing: every call now fails; worker -1 */
+} cpool_event_kind_t;
+
+typedef struct cpool_event {
+    int32_t kind;     /* cpool_event_kind_t */
+    int32_t worker;   /* the slot, 0 .. workers-1 */
+    int32_t pid;      /* the process concerned */
+    int32_t detail;   /* see the kinds */
+    uint64_t tasks_done; /* items the slot has completed so far, over all its processes */
+} cpool_event_t;
+
+/* Receives each event once, in order, on the pool's supervisor thread, with no lock of
+ * the pool held. It may read statistics and log; it must return promptly (the
+ * supervisor also notices deaths and timeouts) and must not destroy the pool. */
+typedef void (*cpool_event_fn_t)(const cpool_event_t *event, void *ctx);
+
+/* Receives one line a worker wrote to its stdout (stream 1) or stderr (stream 2), without
+ * its newline, when the pool captures output (CPOOL_OPTION_CAPTURE_OUTPUT). Lines of one
+ * worker and stream come in the order written; a line longer than 64 KiB comes in
+ * pieces of 64 KiB; a last line without a newline comes when the worker exits. Called on
+ * the supervisor thread, like on_event. */
+typedef void (*cpool_output_fn_t)(uint32_t worker, int stream, const char *line, size_t length,
+                                  void *ctx);
+
+/* Bits of cpool_options_t.flags. */
+enum {
+    /* Time every item and hook (cpool_worker_insights). Items are then claimed and
+     * published one by one, which costs tiny tasks some of their speed. */
+    CPOOL_OPTION_INSIGHTS = 1u << 0,
+    /* Workers' stdout and stderr go to pipes that the pool reads and hands line by line
+     * to on_output (required). Without it the workers write to the parent's own streams
+     * directly, each line whole (their stdout is line-buffered and starts empty, so
+     * nothing the parent had buffered is written twice). */
+    CPOOL_OPTION_CAPTURE_OUTPUT = 1u << 1,
+};
+
 typedef struct cpool_options {
     size_t struct_bytes;           /* set by cpool_options_init; fields are only appended */
     uint32_t workers;              /* 0 = the CPUs this process may run on */
@@ -100,6 +155,12 @@ typedef struct cpool_options {
                                       than it goes in pieces. Default 4 MiB, at least
                                       16 KiB; its pages are touched only as outputs pass
                                       through */
+    uint32_t flags;                /* CPOOL_OPTION_* */
+    uint32_t reserved1;
+    cpool_event_fn_t on_event;     /* may be NULL */
+    void *event_ctx;
+    cpool_output_fn_t on_output;   /* required with CPOOL_OPTION_CAPTURE_OUTPUT */
+    void *output_ctx;
 } cpool_options_t;
 
 /* Fills *options with the defaults. Returns 0, or -EINVAL for NULL. */
@@ -151,6 +212,10 @@ CPOOL_API void cpool_destroy(cpool_pool_t *pool);
 
 typedef int32_t cpool_fn_t; /* a registered function's id, >= 0 */
 
+/* Any function, as cpool_register takes it: cast yours, `(cpool_any_fn_t)my_fn` (a cast
+ * between function pointer types is valid ISO C; one to void * is not). */
+typedef void (*cpool_any_fn_t)(void);
+
 /* Signatures are C-like strings: "ret(arg,arg,...)", up to 8 arguments, types
  *   int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t
  *   float double   (aliases: i8 .. i64, u8 .. u64, f32, f64, int, long, size_t)
@@ -181,7 +246,7 @@ enum {
  * shared object, see CPOOL_E_NOT_IN_WORKER). Returns the id (>= 0), or -EINVAL,
  * CPOOL_E_SIGNATURE, CPOOL_E_EXISTS, CPOOL_E_FULL, CPOOL_E_CLOSED. */
 CPOOL_API cpool_fn_t cpool_register(cpool_pool_t *pool, const char *name,
-                                    const char *signature, void *fn, uint32_t flags);
+                                    const char *signature, cpool_any_fn_t fn, uint32_t flags);
 
 /* Registers the symbol `symbol` of the shared library `library` (a path or soname
  * as dlopen takes it; NULL = the running program and its loaded libraries), e.g.
@@ -313,6 +378,12 @@ CPOOL_API int cpool_job_status(cpool_job_t *job, cpool_status_t *status);
 CPOOL_API int64_t cpool_job_failures(cpool_job_t *job, size_t *indices, cpool_status_t *statuses,
                                      size_t max);
 
+/* How far the job is: items ended (successful or not), items failed, items in all.
+ * Makes progress like a zero wait, so it moves while no thread waits. Any pointer may be
+ * NULL. Returns 0. */
+CPOOL_API int cpool_job_progress(cpool_job_t *job, uint64_t *ended, uint64_t *failed,
+                                 uint64_t *total);
+
 /* Releases the job. A job that has not ended is cancelled first and waited for.
  * NULL is a no-op. */
 CPOOL_API void cpool_job_free(cpool_job_t *job);
@@ -353,6 +424,38 @@ typedef struct cpool_worker_stats {
     uint64_t timeouts;   /* processes killed for a task timeout */
     uint64_t recycles;   /* processes replaced for their memory growth */
 } cpool_worker_stats_t;
+
+/* One of the slowest items a worker slot ran (insights). */
+typedef struct cpool_slow_item {
+    uint64_t duration_ns;
+    int64_t item;        /* its index in its job, -1 when the job ended before the pool
+                            could tell */
+    cpool_fn_t fn;       /* the function it ran */
+    uint32_t reserved;
+} cpool_slow_item_t;
+
+#define CPOOL_SLOWEST_ITEMS 5
+
+/* Where a worker slot's time went, summed over all of its processes. The times are
+ * measured only when the pool was created with CPOOL_OPTION_INSIGHTS; without it they
+ * are 0 and only the counts are kept. */
+typedef struct cpool_worker_insights {
+    uint64_t processes;      /* processes that became ready to run tasks */
+    uint64_t tasks_done;     /* as cpool_worker_stats */
+    uint64_t startup_ns;     /* fork to ready, init hook included */
+    uint64_t init_ns;        /* in the init hook */
+    uint64_t exit_ns;        /* in the exit hook */
+    uint64_t working_ns;     /* running items */
+    uint64_t waiting_ns;     /* ready and waiting for work */
+    uint32_t slowest_count;  /* entries of slowest[] in use */
+    uint32_t reserved;
+    cpool_slow_item_t slowest[CPOOL_SLOWEST_ITEMS]; /* slowest first */
+} cpool_worker_insights_t;
+
+/* Insights of worker slot `worker`. Returns 0, -EINVAL (NULL out), -ERANGE (no such
+ * slot). */
+CPOOL_API int cpool_worker_insights(cpool_pool_t *pool, uint32_t worker,
+                                    cpool_worker_insights_t *out);
 
 /* Bytes of the arena in use now (by running tasks and cpool_alloc) and its capacity.
  * Either pointer may be NULL. Returns 0 or a negative code. */

@@ -77,7 +77,7 @@ static void die_rc(const char *what, int rc) {
 static void bench_tiny(const char *name, uint32_t workers, uint32_t flags, int shared,
                        size_t n, int runs) {
     cpool_pool_t *p = make(workers);
-    cpool_fn_t f = cpool_register(p, "square", "int64_t(int64_t)", (void *)square, flags);
+    cpool_fn_t f = cpool_register(p, "square", "int64_t(int64_t)", (cpool_any_fn_t)square, flags);
     die_rc("register", f);
     int64_t *in = shared ? cpool_alloc(p, n * 8) : malloc(n * 8);
     int64_t *out = shared ? cpool_alloc(p, n * 8) : malloc(n * 8);
@@ -106,7 +106,7 @@ static void bench_tiny(const char *name, uint32_t workers, uint32_t flags, int s
  * idle_us > 0 leaves the caller idle that long between calls (workers fall asleep). */
 static void bench_latency(const char *name, size_t calls, long idle_us, int runs) {
     cpool_pool_t *p = make(2);
-    cpool_fn_t f = cpool_register(p, "identity", "int64_t(int64_t)", (void *)identity, 0);
+    cpool_fn_t f = cpool_register(p, "identity", "int64_t(int64_t)", (cpool_any_fn_t)identity, 0);
     die_rc("register", f);
     double *lat = malloc(calls * sizeof *lat);
     double *p50 = calloc((size_t)runs, sizeof *p50), *p99 = calloc((size_t)runs, sizeof *p99);
@@ -143,7 +143,7 @@ static void bench_latency(const char *name, size_t calls, long idle_us, int runs
 /* payload: 64 arrays of 1 MiB in, each scaled by 2 and returned; MiB/s moved (in + out). */
 static void bench_payload(int runs) {
     cpool_pool_t *p = make(2);
-    cpool_fn_t f = cpool_register(p, "scale", "void(const void*,size_t,void*,size_t)", (void *)scale_bytes, 0);
+    cpool_fn_t f = cpool_register(p, "scale", "void(const void*,size_t,void*,size_t)", (cpool_any_fn_t)scale_bytes, 0);
     die_rc("register", f);
     const size_t per = 1 << 20, n = 64;
     double *in = malloc(per * n), *out = malloc(per * n);
@@ -242,7 +242,7 @@ static void run_threads(const int64_t *d, int64_t *out, size_t n) {
  * chunks, with chunks of 1, and two plain threads. */
 static void bench_schedules(int runs) {
     cpool_pool_t *p = make(2);
-    cpool_fn_t f = cpool_register(p, "spin_us", "int64_t(int64_t)", (void *)spin_us, 0);
+    cpool_fn_t f = cpool_register(p, "spin_us", "int64_t(int64_t)", (cpool_any_fn_t)spin_us, 0);
     die_rc("register", f);
     int64_t *d = malloc(5000 * sizeof *d), *out = malloc(5000 * sizeof *out);
     double *ratio = calloc((size_t)runs, sizeof *ratio);

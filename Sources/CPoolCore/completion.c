@@ -8,6 +8,7 @@
 #include "dispatch.h"
 #include "output.h"
 #include "ring.h"
+#include "statistics.h"
 
 /* Records items [first, first+count) of the job as failed with code. */
 static void record_failures(cpool_job_t *job, size_t first, size_t count, int code, int detail,
@@ -45,6 +46,8 @@ static void end_items(cpool__pool_t *p, cpool_job_t *job, uint32_t chunk, uint32
     if (first >= end) return;
     if (first > ch->reported) return; /* a gap: not from this chunk's sequence */
     count = (uint32_t)(end - first);
+    if (by_worker && (p->opts.flags & CPOOL_OPTION_INSIGHTS))
+        cpool__resolve_slowest(p, worker, job, ch, chunk, first, count);
     if (job->statuses) {
         for (uint32_t i = 0; i < count; i++)
             job->statuses[ch->first_item + first + i] =

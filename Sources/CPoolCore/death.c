@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "completion.h"
+#include "events.h"
 #include "supervisor.h"
 
 /* How a process ended: from waitid when the parent collected it, else from what the
@@ -109,13 +110,40 @@ static void decide_replacement(cpool__pool_t *p, uint32_t w, ending_t how) {
     else p->w[w].respawn = 1;
 }
 
+/* The event that says how the process ended (before its record is forgotten). */
+static void note_death(cpool__pool_t *p, uint32_t w, ending_t how, uint32_t phase) {
+    const cpool__worker_t *ws = &p->w[w];
+    const cpool__worker_ctl_t *c = &p->region.ctl[w];
+    int kind, detail = 0;
+    if (ws->kill_reason == KILL_TIMEOUT) kind = CPOOL_EVENT_TASK_TIMED_OUT;
+    else if (ws->kill_reason == KILL_CANCEL) kind = CPOOL_EVENT_TASK_CANCELLED;
+    else if (ws->kill_reason == KILL_HOOK_TIMEOUT)
+        kind = phase == PHASE_EXITING ? CPOOL_EVENT_EXIT_TIMED_OUT : CPOOL_EVENT_INIT_FAILED;
+    else if (p->state == POOL_TERMINATED || atomic_load(&c->to_worker.stop) == STOP_NOW)
+        kind = CPOOL_EVENT_KILLED;
+    else if (how.known && !how.signaled && how.status == EXIT_RECYCLED)
+        kind = CPOOL_EVENT_WORKER_RECYCLED;
+    else if (is_graceful(how)) kind = CPOOL_EVENT_WORKER_EXITED;
+    else if (!atomic_load(&c->state.init_ok)) {
+        kind = CPOOL_EVENT_INIT_FAILED;
+        detail = crash_detail(how);
+    } else {
+        kind = CPOOL_EVENT_WORKER_CRASHED;
+        detail = crash_detail(how);
+    }
+    cpool__note_event(p, kind, (int32_t)w, ws->pid, detail);
+}
+
 void cpool__settle_death(cpool__pool_t *p, uint32_t w, const siginfo_t *si) {
     cpool__worker_ctl_t *c = &p->region.ctl[w];
     cpool__progress(p); /* everything it published before dying */
     const ending_t how = ending_of(c, si);
     const uint32_t phase = atomic_load(&c->state.phase);
     const uint64_t cur_item = atomic_load(&c->state.cur_item);
+    const int was_broken = p->broken != 0;
+    note_death(p, w, how, phase);
     count_death(p, w, how);
+    if (!was_broken && p->broken) cpool__note_event(p, CPOOL_EVENT_POOL_BROKEN, -1, 0, p->broken);
     settle_task(p, w, how);
     forget_process(p, w, phase, cur_item);
     decide_replacement(p, w, how);

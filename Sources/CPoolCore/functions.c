@@ -19,10 +19,12 @@ static cpool_fn_t add_function(cpool_pool_t *h, const char *name, const char *si
     return rc;
 }
 
-cpool_fn_t cpool_register(cpool_pool_t *h, const char *name, const char *signature, void *fn,
-                          uint32_t flags) {
+cpool_fn_t cpool_register(cpool_pool_t *h, const char *name, const char *signature,
+                          cpool_any_fn_t fn, uint32_t flags) {
     if (!fn || !signature) return -EINVAL;
-    return add_function(h, name, signature, fn, NULL, NULL, NULL, 0, 0, 0, flags);
+    /* POSIX (dlsym) guarantees that a function's address survives the trip through
+     * void *; the registry keeps addresses that way. */
+    return add_function(h, name, signature, (void *)fn, NULL, NULL, NULL, 0, 0, 0, flags);
 }
 
 cpool_fn_t cpool_register_symbol(cpool_pool_t *h, const char *name, const char *library,

@@ -142,6 +142,18 @@ int cpool_job_done(cpool_job_t *job) {
     return atomic_load_explicit(&job->ended, memory_order_acquire) ? 1 : 0;
 }
 
+int cpool_job_progress(cpool_job_t *job, uint64_t *ended, uint64_t *failed, uint64_t *total) {
+    if (!job) return -EINVAL;
+    cpool__pool_t *p = job->pool;
+    make_progress(p, 0);
+    pthread_mutex_lock(&p->lock);
+    if (ended) *ended = job->ended_items;
+    if (failed) *failed = job->failed_items;
+    if (total) *total = job->count;
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
 int cpool_job_cancel(cpool_job_t *job) {
     if (!job) return -EINVAL;
     cpool__pool_t *p = job->pool;

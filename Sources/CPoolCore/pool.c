@@ -12,6 +12,7 @@
 #include "completion.h"
 #include "futex.h"
 #include "job.h"
+#include "capture.h"
 #include "supervisor.h"
 
 #define DEFAULT_RING_SLOTS 256u
@@ -60,6 +61,7 @@ static void free_pool(cpool__pool_t *p) {
     for (uint32_t s = 0; s < MAX_JOBS; s++) cpool__job_destroy(p->jobs[s]);
     cpool__region_destroy(&p->region);
     cpool__arena_fini(&p->arena);
+    cpool__capture_free(p);
     pthread_cond_destroy(&p->changed);
     pthread_mutex_destroy(&p->lock);
     free(p->w);
@@ -78,6 +80,8 @@ int cpool_create(const cpool_options_t *options, cpool_pool_t **out) {
     }
     if (o.workers == 0) o.workers = usable_cpus();
     if (o.workers > MAX_WORKERS) return -EINVAL;
+    if (o.flags & ~(uint32_t)(CPOOL_OPTION_INSIGHTS | CPOOL_OPTION_CAPTURE_OUTPUT)) return -EINVAL;
+    if ((o.flags & CPOOL_OPTION_CAPTURE_OUTPUT) && !o.on_output) return -EINVAL;
     if (o.ring_slots < 2 || o.ring_slots > 65536 || (o.ring_slots & (o.ring_slots - 1))) return -EINVAL;
     if (o.arena_bytes < MIN_ARENA_BYTES || o.arena_bytes > (1ull << 40)) return -EINVAL;
     /* Options from an older caller (a smaller struct_bytes) have no output size. */
@@ -101,6 +105,7 @@ int cpool_create(const cpool_options_t *options, cpool_pool_t **out) {
     if (!rc) rc = cpool__region_create(&p->region, o.workers, o.ring_slots, o.arena_bytes,
                                          o.output_bytes);
     if (!rc) rc = cpool__arena_init(&p->arena, p->region.arena_bytes);
+    if (!rc) rc = cpool__capture_init(p);
     if (rc) {
         free_pool(p);
         return rc;

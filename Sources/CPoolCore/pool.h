@@ -70,7 +70,13 @@ typedef struct cpool__worker {
     int seen_valid;
     uint64_t items_before;      /* items done by earlier processes of this slot */
     uint64_t restarts, crashes, timeouts, recycles;
+    /* insights: the job item index of slowest entries the parent has matched to their
+     * completion, by entry id (see cpool__resolve_slowest) */
+    struct { uint64_t id; int64_t item; } slow_items[SLOWEST_ITEMS];
 } cpool__worker_t;
+
+/* Events noted and not yet handed to on_event (events.c). */
+#define EVENT_QUEUE 256u
 
 struct cpool__pool {
     cpool_options_t opts;
@@ -99,6 +105,10 @@ struct cpool__pool {
     int custom_timeouts;            /* live jobs with their own timeout */
     uint64_t min_custom_timeout_ns;
     cpool__worker_t *w;             /* [workers] */
+    cpool_event_t events[EVENT_QUEUE]; /* a ring: events_count from events_head */
+    struct cpool__capture *capture; /* captured output (capture.c), supervisor only; NULL
+                                       when the pool does not capture */
+    uint32_t events_head, events_count;
 
     /* supervisor */
     pthread_t supervisor;

@@ -10,7 +10,7 @@
 
 #define CACHE_LINE 64
 #define REGION_MAGIC 0x4c4f4f50435f5350ull /* "PS_CPOOL" little-endian */
-#define LAYOUT_VERSION 3u
+#define LAYOUT_VERSION 4u
 #define MAX_WORKERS 256u
 #define MAX_FUNCTIONS 256u
 #define MAX_JOBS 4096u
@@ -94,6 +94,37 @@ enum {
     STOP_NOW = 2,          /* leave at once, without the exit hook (terminate, broken) */
 };
 
+/* One of a worker slot's slowest items, written under a sequence lock: `seq` is odd
+ * while the worker rewrites the entry, so a reader retries until it reads the same
+ * even value before and after. */
+#define SLOWEST_ITEMS 5
+typedef struct cpool__slow_item {
+    _Atomic uint32_t seq;
+    uint32_t fn;
+    uint64_t ns;         /* 0: the entry is unused */
+    uint64_t id;         /* the slot's count of timed items when this one ran: unique */
+    uint32_t job_slot, job_gen, chunk, serial;
+    uint32_t item;       /* index within the chunk; the parent turns it into the job's */
+    uint32_t pad;
+} cpool__slow_item_t;
+_Static_assert(sizeof(cpool__slow_item_t) == 48, "slow item entry");
+
+/* Where a worker slot's time went, summed over all of its processes (the block is never
+ * reset when a process is replaced). Written by the slot's worker only; the times are
+ * kept only when the pool's insights are on (CPOOL_OPTION_INSIGHTS). */
+typedef struct cpool__insights {
+    CACHE_ALIGNED _Atomic uint64_t processes;  /* processes that reached their task loop */
+    _Atomic uint64_t startup_ns;  /* fork to ready (init hook included), all processes */
+    _Atomic uint64_t init_ns;     /* in the init hook */
+    _Atomic uint64_t exit_ns;     /* in the exit hook */
+    _Atomic uint64_t working_ns;  /* running items */
+    _Atomic uint64_t waiting_ns;  /* waiting for a task */
+    _Atomic uint64_t items_timed; /* items whose time is in working_ns */
+    uint64_t pad;
+    cpool__slow_item_t slowest[SLOWEST_ITEMS]; /* slowest first */
+} cpool__insights_t;
+_Static_assert(sizeof(cpool__insights_t) == 5 * CACHE_LINE, "insights block layout");
+
 /* One worker's control block. Each line has a single writer: the parent writes
  * `to_worker`, the worker writes `from_worker` and `state`. */
 typedef struct cpool__worker_ctl {
@@ -123,8 +154,9 @@ typedef struct cpool__worker_ctl {
                                        reaped the process before the parent could */
         uint32_t pad;
     } state;
+    cpool__insights_t insights;
 } cpool__worker_ctl_t;
-_Static_assert(sizeof(cpool__worker_ctl_t) == 3 * CACHE_LINE, "control block layout");
+_Static_assert(sizeof(cpool__worker_ctl_t) == 8 * CACHE_LINE, "control block layout");
 
 /* A registered function as every process sees it. Written once by the parent before
  * `count` is raised; never changed afterwards. */

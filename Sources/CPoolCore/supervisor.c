@@ -14,7 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "completion.h"
+#include "events.h"
 #include "job.h"
 #include "supervisor.h"
 
@@ -30,16 +32,30 @@ void cpool__signal_worker(cpool__pool_t *p, uint32_t w, int sig) {
     if (p->w[w].pidfd >= 0) syscall(SYS_pidfd_send_signal, p->w[w].pidfd, sig, NULL, 0);
 }
 
-/* Forks the process for slot w. Locks held: none (the child touches no lock). */
-static int spawn(cpool__pool_t *p, uint32_t w) {
+/* Forks the process for slot w; `replacing` says whether the slot had one before.
+ * Locks held: none (the child touches no lock). */
+static int spawn(cpool__pool_t *p, uint32_t w, int replacing) {
+    cpool__capture_pipes_t pipes;
+    int rc = cpool__capture_prepare(p, &pipes);
+    if (rc) return rc;
+    const uint64_t forked_ns = cpool__now_ns();
     pid_t pid = fork();
-    if (pid < 0) return -errno;
-    if (pid == 0) cpool__worker_main(p, w);
+    if (pid < 0) {
+        rc = -errno;
+        cpool__capture_abandon(&pipes);
+        return rc;
+    }
+    if (pid == 0) {
+        cpool__capture_enter_child(&pipes);
+        cpool__worker_main(p, w, forked_ns);
+    }
+    cpool__capture_adopt(p, w, &pipes);
     int fd = pidfd_open_(pid);
     if (fd < 0) {
         int e = errno;
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
+        cpool__capture_finish(p, w);
         return -e;
     }
     pthread_mutex_lock(&p->lock);
@@ -47,6 +63,7 @@ static int spawn(cpool__pool_t *p, uint32_t w) {
     p->w[w].pidfd = fd;
     p->w[w].respawn = 0;
     p->w[w].seen_valid = 0;
+    cpool__note_event(p, CPOOL_EVENT_WORKER_STARTED, (int32_t)w, pid, replacing);
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
     return 0;
@@ -121,12 +138,13 @@ static int watch_period_ms(cpool__pool_t *p) {
     return (int)ms;
 }
 
-/* Settles every worker whose pidfd polled readable. Returns 1 when any died.
- * Locks held: p->lock. */
+/* Settles every worker whose pidfd polled readable, marking it in died[]. Returns 1
+ * when any died. Locks held: p->lock. */
 static int collect_deaths(cpool__pool_t *p, const struct pollfd *fds, const uint32_t *slot_of,
-                          nfds_t n) {
+                          nfds_t n, unsigned char *died) {
     int changed = 0;
     for (nfds_t i = 1; i < n; i++) {
+        if (slot_of[i] == CAPTURE_ENTRY) continue;
         if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
         uint32_t w = slot_of[i];
         /* A readable pidfd means the process has exited. Collect its status; a host
@@ -137,6 +155,7 @@ static int collect_deaths(cpool__pool_t *p, const struct pollfd *fds, const uint
         int rc = waitid((idtype_t)P_PIDFD, (id_t)p->w[w].pidfd, &si, WEXITED | WNOHANG);
         if (rc == 0 && si.si_pid == 0) continue; /* not yet a zombie */
         cpool__settle_death(p, w, rc == 0 ? &si : NULL);
+        died[w] = 1;
         changed = 1;
     }
     return changed;
@@ -172,7 +191,7 @@ static uint32_t replacements_due(cpool__pool_t *p, uint32_t *due) {
 
 /* Forks a replacement for slot w. Locks held: none. */
 static void replace(cpool__pool_t *p, uint32_t w) {
-    int rc = spawn(p, w);
+    int rc = spawn(p, w, 1);
     if (rc == 0) return;
     /* No process to be had (fork failed): the slot stays empty, and whoever waits for
      * it learns why. */
@@ -187,7 +206,7 @@ static void replace(cpool__pool_t *p, uint32_t w) {
 /* Forks the first workers and tells cpool__supervisor_start how that went. */
 static void start_workers(cpool__pool_t *p) {
     int err = 0;
-    for (uint32_t w = 0; w < p->workers && !err; w++) err = spawn(p, w);
+    for (uint32_t w = 0; w < p->workers && !err; w++) err = spawn(p, w, 0);
     pthread_mutex_lock(&p->lock);
     p->start_error = err;
     p->started = 1;
@@ -196,7 +215,8 @@ static void start_workers(cpool__pool_t *p) {
 }
 
 /* The pollfds to watch: the event fd, then each living worker's pidfd (slot_of maps
- * an entry back to its slot). Locks held: p->lock. */
+ * an entry back to its slot), then the pipes of captured output (CAPTURE_ENTRY).
+ * Locks held: p->lock. */
 static nfds_t watch_list(cpool__pool_t *p, struct pollfd *fds, uint32_t *slot_of) {
     nfds_t n = 0;
     fds[n++] = (struct pollfd){p->event_fd, POLLIN, 0};
@@ -205,7 +225,7 @@ static nfds_t watch_list(cpool__pool_t *p, struct pollfd *fds, uint32_t *slot_of
         slot_of[n] = w;
         fds[n++] = (struct pollfd){p->w[w].pidfd, POLLIN, 0};
     }
-    return n;
+    return n + cpool__capture_watch(p, fds + n, slot_of + n);
 }
 
 static void *supervise(void *arg) {
@@ -216,9 +236,12 @@ static void *supervise(void *arg) {
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     start_workers(p);
 
-    struct pollfd fds[MAX_WORKERS + 1];
-    uint32_t slot_of[MAX_WORKERS + 1];
+    enum { WATCHED = 1 + MAX_WORKERS * (1 + CAPTURE_STREAMS) };
+    struct pollfd fds[WATCHED];
+    uint32_t slot_of[WATCHED];
+    unsigned char died[MAX_WORKERS];
     for (;;) {
+        cpool__deliver_events(p);
         pthread_mutex_lock(&p->lock);
         const nfds_t n = watch_list(p, fds, slot_of);
         const int period = watch_period_ms(p);
@@ -231,8 +254,11 @@ static void *supervise(void *arg) {
             uint64_t v;
             if (read(p->event_fd, &v, sizeof v) < 0) { /* nothing: it only wakes us */ }
         }
+        /* Output first: what a worker wrote before it died comes before its death. */
+        cpool__capture_read(p, fds, slot_of, n);
+        memset(died, 0, p->workers);
         pthread_mutex_lock(&p->lock);
-        const int changed = collect_deaths(p, fds, slot_of, n);
+        const int changed = collect_deaths(p, fds, slot_of, n, died);
         if (changed && p->broken) stop_broken_pool(p);
         if (period >= 0) watch_timeouts(p, cpool__now_ns());
         if (changed) {
@@ -243,8 +269,12 @@ static void *supervise(void *arg) {
         const uint32_t ndue = replacements_due(p, due);
         pthread_mutex_unlock(&p->lock);
         if (changed) cpool__wake_waiters(p);
+        for (uint32_t w = 0; w < p->workers; w++)
+            if (died[w]) cpool__capture_finish(p, w);
         for (uint32_t i = 0; i < ndue; i++) replace(p, due[i]);
     }
+    for (uint32_t w = 0; w < p->workers; w++) cpool__capture_finish(p, w);
+    cpool__deliver_events(p);
     return NULL;
 }
 

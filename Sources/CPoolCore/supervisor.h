@@ -25,7 +25,8 @@ void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, cpool__positio
  * when the host collected it first. Locks held: p->lock. (death.c) */
 void cpool__settle_death(cpool__pool_t *p, uint32_t w, const siginfo_t *si);
 
-/* Worker process entry (worker.c); never returns. */
-_Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot);
+/* Worker process entry (worker.c); never returns. forked_ns: when the parent forked it
+ * (monotonic), for the slot's start-up time. */
+_Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot, uint64_t forked_ns);
 
 #endif

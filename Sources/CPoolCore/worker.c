@@ -1,11 +1,13 @@
 /* The worker process: wait for a task, run it, publish its completion; repeat until
  * told to stop or the lifespan is reached. Runs in a forked child, so it is plain
- * synchronous code: no threads, no locks shared with the parent, no stdio. */
+ * synchronous code: no threads, no locks shared with the parent; its only stdio is
+ * making the tasks' own output behave (prepare_stdio). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -33,13 +35,62 @@ typedef struct worker_ctx {
     cpool__completion_t *results;
     uint32_t slot, capacity;
     pid_t parent;
+    int insights;                      /* CPOOL_OPTION_INSIGHTS: time every item */
     double ns_per_item[MAX_FUNCTIONS]; /* last measure, per function; 0: none yet */
 } worker_ctx_t;
 
-/* Leaves with status, saying so first in shared memory (see `leaving`). */
+/* Leaves with status, saying so first in shared memory (see `leaving`). What the tasks
+ * printed and did not end with a newline goes out first. */
 static _Noreturn void leave(cpool__worker_ctl_t *ctl, int status) {
+    fflush(stdout);
+    fflush(stderr);
     atomic_store_explicit(&ctl->state.leaving, (uint32_t)status + 1, memory_order_release);
     _exit(status);
+}
+
+/* The child has a copy of whatever the parent had buffered in stdout and not yet
+ * written: drop it (the parent writes it), or the first flush here would write it a
+ * second time. Then make stdout line-buffered whatever it is (a pipe or a file would
+ * otherwise buffer until exit, and a worker that is killed never exits cleanly): a
+ * task's line reaches the parent's stream when it ends, in one write. */
+static void prepare_stdio(void) {
+    __fpurge(stdout);
+    __fpurge(stderr);
+    setvbuf(stdout, NULL, _IOLBF, BUFSIZ);
+}
+
+static void add_time(_Atomic uint64_t *total, uint64_t ns) {
+    atomic_store_explicit(total, atomic_load_explicit(total, memory_order_relaxed) + ns,
+                          memory_order_relaxed);
+}
+
+/* Enters an item among the slot's slowest when it is (insights). Each entry changes
+ * under its sequence lock (region.h), slowest first; the parent later finds out which
+ * item of its job it was (cpool__resolve_slowest). */
+static void note_item_time(const worker_ctx_t *w, const cpool__task_t *t, uint32_t item,
+                           uint64_t ns) {
+    cpool__insights_t *in = &w->ctl->insights;
+    const uint64_t id = atomic_load_explicit(&in->items_timed, memory_order_relaxed);
+    if (ns <= in->slowest[SLOWEST_ITEMS - 1].ns) return;
+    int at = SLOWEST_ITEMS - 1;
+    while (at > 0 && ns > in->slowest[at - 1].ns) at--;
+    for (int i = SLOWEST_ITEMS - 1; i >= at; i--) {
+        cpool__slow_item_t *e = &in->slowest[i];
+        const uint32_t seq = atomic_load_explicit(&e->seq, memory_order_relaxed);
+        atomic_store_explicit(&e->seq, seq + 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_release);
+        if (i > at) {
+            const cpool__slow_item_t *above = &in->slowest[i - 1];
+            e->fn = above->fn; e->ns = above->ns; e->id = above->id;
+            e->job_slot = above->job_slot; e->job_gen = above->job_gen;
+            e->chunk = above->chunk; e->serial = above->serial; e->item = above->item;
+        } else {
+            e->fn = t->fn; e->ns = ns; e->id = id;
+            e->job_slot = t->job_slot; e->job_gen = t->job_gen;
+            e->chunk = t->chunk; e->serial = t->serial; e->item = item;
+        }
+        atomic_store_explicit(&e->seq, seq + 2, memory_order_release);
+    }
 }
 
 static void check_parent(const worker_ctx_t *w) {
@@ -98,7 +149,7 @@ static int has_work(void *arg) {
 
 /* Waits until the task ring holds a task (returns its position) or the worker is
  * told to stop (returns UINT64_MAX). */
-static uint64_t next_task(const worker_ctx_t *w) {
+static uint64_t wait_for_task(const worker_ctx_t *w) {
     cpool__worker_ctl_t *ctl = w->ctl;
     cpool__backoff_t b;
     int started = 0;
@@ -118,6 +169,15 @@ static uint64_t next_task(const worker_ctx_t *w) {
             check_parent(w);
         started = 0;
     }
+}
+
+/* wait_for_task, timed for the insights. */
+static uint64_t next_task(const worker_ctx_t *w) {
+    if (!w->insights) return wait_for_task(w);
+    const uint64_t t0 = cpool__now_ns();
+    const uint64_t pos = wait_for_task(w);
+    add_time(&w->ctl->insights.waiting_ns, cpool__now_ns() - t0);
+    return pos;
 }
 
 /* Bytes that items [0, count) with this stride and item size cover. */
@@ -169,9 +229,16 @@ static void run_slice(const worker_ctx_t *w, cpool__task_slot_t *slot, cpool__ta
         cpool__writer.task = t;
         cpool__writer.slice_first = t->first;
         int64_t detail = 0;
+        const uint64_t t0 = w->insights ? cpool__now_ns() : 0;
         int rc = cpool__fn_run(f, w->r->arena + t->in_off, t->in_stride, w->r->arena + t->out_off,
                                t->out_stride, n, &ctl->state.cur_item, &detail);
         cpool__writer.task = NULL;
+        if (w->insights) { /* before publishing: the parent matches the entry then */
+            const uint64_t ns = cpool__now_ns() - t0;
+            note_item_time(w, t, t->first, ns);
+            add_time(&ctl->insights.working_ns, ns);
+            add_time(&ctl->insights.items_timed, n);
+        }
         /* Items [0, k) ran well; item k failed (k == n: none did). */
         uint32_t k = n;
         if (rc != 0) {
@@ -193,6 +260,7 @@ static void run_slice(const worker_ctx_t *w, cpool__task_slot_t *slot, cpool__ta
 
 /* Items to claim next: about SLICE_NS of work, one when the function is not measured. */
 static uint32_t slice_items(const worker_ctx_t *w, uint32_t fn) {
+    if (w->insights) return 1; /* every item timed alone */
     const double per = w->ns_per_item[fn % MAX_FUNCTIONS];
     if (per <= 0) return 1;
     const double n = SLICE_NS / per;
@@ -299,7 +367,7 @@ static void reset_signals(void) {
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-_Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
+_Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot, uint64_t forked_ns) {
     worker_ctx_t w = {
         .pool = p,
         .r = &p->region,
@@ -309,6 +377,7 @@ _Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
         .slot = slot,
         .capacity = p->region.header->ring_slots,
         .parent = p->parent_pid,
+        .insights = (p->opts.flags & CPOOL_OPTION_INSIGHTS) != 0,
     };
     /* SIGKILL when the forking thread (the supervisor, which lives as long as the
      * pool) or the whole parent dies; then check that the parent did not die before
@@ -316,16 +385,22 @@ _Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     check_parent(&w);
     reset_signals();
+    prepare_stdio();
     cpool__writer = (cpool__output_writer_t){
         .pool = p, .ctl = w.ctl, .ring = cpool__output_ring(&p->region, slot),
         .capacity = p->region.output_bytes, .parent = p->parent_pid,
     };
 
+    cpool__insights_t *in = &w.ctl->insights;
     if (p->opts.worker_init) {
         enter_hook_phase(&w, PHASE_INIT);
+        const uint64_t t0 = cpool__now_ns();
         if (p->opts.worker_init(slot, p->opts.hook_ctx) != 0) leave(w.ctl, EXIT_INIT_FAILED);
+        add_time(&in->init_ns, cpool__now_ns() - t0);
         atomic_store_explicit(&w.ctl->state.phase, PHASE_IDLE, memory_order_release);
     }
+    add_time(&in->startup_ns, cpool__now_ns() - forked_ns);
+    add_time(&in->processes, 1);
     atomic_store_explicit(&w.ctl->state.init_ok, 1, memory_order_release);
     cpool__wake_waiters(p); /* cpool_start_workers waits for this */
 
@@ -353,7 +428,9 @@ _Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot) {
     if (atomic_load_explicit(&w.ctl->to_worker.stop, memory_order_acquire) != STOP_NOW &&
         p->opts.worker_exit) {
         enter_hook_phase(&w, PHASE_EXITING);
+        const uint64_t t0 = cpool__now_ns();
         p->opts.worker_exit(slot, p->opts.hook_ctx);
+        add_time(&in->exit_ns, cpool__now_ns() - t0);
     }
     leave(w.ctl, status);
 }

@@ -84,8 +84,8 @@ static void shouldCopySubmitArgumentsAtOnce(void) {
     o.ring_slots = 2;
     cpool_pool_t *p;
     CHECK_RC(cpool_create(&o, &p), 0);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
-    cpool_fn_t sq = cpool_register(p, "square", "int64_t(int64_t)", (void *)t_square, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
+    cpool_fn_t sq = cpool_register(p, "square", "int64_t(int64_t)", (cpool_any_fn_t)t_square, 0);
     int64_t ms[3] = {100, 1, 1}, slept[3];
     cpool_job_t *busy[3];
     for (int i = 0; i < 3; i++) CHECK_RC(cpool_submit(p, s, &ms[i], 8, &slept[i], 8, 0, &busy[i]), 0);
@@ -117,7 +117,7 @@ static void *race(void *arg) {
     char name[32];
     for (int k = 0; k < 40; k++) {
         snprintf(name, sizeof name, "fn_%d_%d", r->index, k);
-        cpool_fn_t id = cpool_register(r->pool, name, "i64(i64)", (void *)t_square, 0);
+        cpool_fn_t id = cpool_register(r->pool, name, "i64(i64)", (cpool_any_fn_t)t_square, 0);
         if (id >= 0) r->ids[r->registered++] = id;
         else if (id == CPOOL_E_CLOSED || id == CPOOL_E_FULL) r->refused++;
         else r->bad++;
@@ -190,7 +190,7 @@ static void shouldTimeOutWaitingForAnyAndRejectBadInput(void) {
     cpool_job_t *with_null[2] = {job, NULL};
     CHECK_RC(cpool_job_wait_any(with_null, 2, 0), -EINVAL);
     cpool_pool_t *other = make_pool(1);
-    cpool_fn_t other_sleeper = cpool_register(other, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t other_sleeper = cpool_register(other, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t ms2 = 1, r2 = 0;
     cpool_job_t *foreign;
     CHECK_RC(cpool_submit(other, other_sleeper, &ms2, 8, &r2, 8, 0, &foreign), 0);
@@ -235,8 +235,8 @@ static void shouldInterruptAWaitForAnyButNotAWait(void) {
 int main(void) {
     watchdog(120);
     pool = make_pool(2);
-    square = cpool_register(pool, "square", "int64_t(int64_t)", (void *)t_square, 0);
-    sleeper = cpool_register(pool, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    square = cpool_register(pool, "square", "int64_t(int64_t)", (cpool_any_fn_t)t_square, 0);
+    sleeper = cpool_register(pool, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
     RUN(shouldApplyAndReturnTheResult);
     RUN(shouldSubmitManyAndWaitForEach);
     RUN(shouldTimeOutTheWaitButNotTheTask);

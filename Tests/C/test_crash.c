@@ -88,7 +88,7 @@ static int64_t killed_like_oom(int64_t x) {
 }
 
 static void shouldReportAWorkerKilledFromOutsideLikeTheOomKiller(void) {
-    cpool_fn_t f = cpool_register(pool, "oom", "i64(i64)", (void *)killed_like_oom, 0);
+    cpool_fn_t f = cpool_register(pool, "oom", "i64(i64)", (cpool_any_fn_t)killed_like_oom, 0);
     int64_t in[40], out[40];
     cpool_status_t st[40];
     for (int i = 0; i < 40; i++) in[i] = i;
@@ -217,7 +217,7 @@ static void shouldReportSigbusAsACrash(void) {
 static void shouldListTheFirstFailuresInTheOrderTheyEnded(void) {
     cpool_pool_t *p = make_pool(1);
     cpool_fn_t rev = cpool_register(p, "reverse", "int64_t(const void*,size_t,void*,size_t)",
-                                    (void *)t_reverse, 0);
+                                    (cpool_any_fn_t)t_reverse, 0);
     char in[12][8], out[12][8];
     for (int i = 0; i < 12; i++) memcpy(in[i], i % 4 == 1 ? "Xfails.." : "abcdefgh", 8);
     cpool_job_t *job;
@@ -242,7 +242,7 @@ static void shouldListTheFirstFailuresInTheOrderTheyEnded(void) {
 /* Items cancelled before any worker held them say so: worker -1. */
 static void shouldMarkItemsNeverDispatchedWithNoWorker(void) {
     cpool_pool_t *p = make_pool(1);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
     enum { N = 100 };
     int64_t in[N], out[N];
     cpool_status_t st[N];
@@ -270,9 +270,9 @@ int main(void) {
     pool = make_pool(2);
     runs_of = mmap(NULL, ONCE_ITEMS * sizeof *runs_of, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    crash = cpool_register(pool, "crash_at", "int64_t(int64_t)", (void *)t_crash_at, 0);
-    cpool_register(pool, "count_run", "int64_t(int64_t)", (void *)count_run, 0);
-    cpool_register(pool, "bus_error", "int64_t(int64_t)", (void *)bus_error, 0);
+    crash = cpool_register(pool, "crash_at", "int64_t(int64_t)", (cpool_any_fn_t)t_crash_at, 0);
+    cpool_register(pool, "count_run", "int64_t(int64_t)", (cpool_any_fn_t)count_run, 0);
+    cpool_register(pool, "bus_error", "int64_t(int64_t)", (cpool_any_fn_t)bus_error, 0);
     RUN(shouldFailOnlyTheTaskWhoseWorkerSegfaulted);
     RUN(shouldFailOnlyTheSegfaultingItemWithinALargeChunk);
     RUN(shouldFailOnlyTheSegfaultingItemWithChunksOfOne);

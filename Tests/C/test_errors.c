@@ -24,11 +24,11 @@ static void shouldRejectNullArguments(void) {
     int64_t x = 1, r;
     CHECK_RC(cpool_create(NULL, NULL), -EINVAL);
     CHECK_RC(cpool_options_init(NULL), -EINVAL);
-    CHECK_RC(cpool_register(NULL, "f", "i64(i64)", (void *)t_square, 0), -EINVAL);
-    CHECK_RC(cpool_register(pool, NULL, "i64(i64)", (void *)t_square, 0), -EINVAL);
-    CHECK_RC(cpool_register(pool, "f", NULL, (void *)t_square, 0), -EINVAL);
+    CHECK_RC(cpool_register(NULL, "f", "i64(i64)", (cpool_any_fn_t)t_square, 0), -EINVAL);
+    CHECK_RC(cpool_register(pool, NULL, "i64(i64)", (cpool_any_fn_t)t_square, 0), -EINVAL);
+    CHECK_RC(cpool_register(pool, "f", NULL, (cpool_any_fn_t)t_square, 0), -EINVAL);
     CHECK_RC(cpool_register(pool, "f", "i64(i64)", NULL, 0), -EINVAL);
-    CHECK_RC(cpool_register(pool, "", "i64(i64)", (void *)t_square, 0), -EINVAL);
+    CHECK_RC(cpool_register(pool, "", "i64(i64)", (cpool_any_fn_t)t_square, 0), -EINVAL);
     CHECK_RC(cpool_register_symbol(pool, "f", NULL, NULL, "i64(i64)", 0), -EINVAL);
     CHECK_RC(cpool_register_batch(pool, "f", NULL, NULL, 8, 8), -EINVAL);
     CHECK_RC(cpool_lookup(pool, NULL), -EINVAL);
@@ -84,16 +84,16 @@ static void shouldRejectUnknownFunctions(void) {
 }
 
 static void shouldRejectBadSignaturesNamesAndSymbols(void) {
-    CHECK_RC(cpool_register(pool, "bad", "int64_t(int64_t", (void *)t_square, 0), CPOOL_E_SIGNATURE);
-    CHECK_RC(cpool_register(pool, "bad", "quux(int64_t)", (void *)t_square, 0), CPOOL_E_SIGNATURE);
-    CHECK_RC(cpool_register(pool, "bad", "int64_t(void*)", (void *)t_square, 0), CPOOL_E_SIGNATURE);
-    CHECK_RC(cpool_register(pool, "square", "int64_t(int64_t)", (void *)t_square, 0), CPOOL_E_EXISTS);
+    CHECK_RC(cpool_register(pool, "bad", "int64_t(int64_t", (cpool_any_fn_t)t_square, 0), CPOOL_E_SIGNATURE);
+    CHECK_RC(cpool_register(pool, "bad", "quux(int64_t)", (cpool_any_fn_t)t_square, 0), CPOOL_E_SIGNATURE);
+    CHECK_RC(cpool_register(pool, "bad", "int64_t(void*)", (cpool_any_fn_t)t_square, 0), CPOOL_E_SIGNATURE);
+    CHECK_RC(cpool_register(pool, "square", "int64_t(int64_t)", (cpool_any_fn_t)t_square, 0), CPOOL_E_EXISTS);
     CHECK_RC(cpool_register_symbol(pool, "nolib", "libdoesnotexist.so.9", "f", "double(double)", 0), CPOOL_E_SYMBOL);
     CHECK_RC(cpool_register_symbol(pool, "nosym", "libm.so.6", "no_such_symbol", "double(double)", 0), CPOOL_E_SYMBOL);
     char longname[300];
     memset(longname, 'n', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    CHECK_RC(cpool_register(pool, longname, "i64(i64)", (void *)t_square, 0), -ENAMETOOLONG);
+    CHECK_RC(cpool_register(pool, longname, "i64(i64)", (cpool_any_fn_t)t_square, 0), -ENAMETOOLONG);
     CHECK_RC(cpool_lookup(pool, "bad"), CPOOL_E_UNKNOWN_FUNCTION);
     still_works();
 }
@@ -118,7 +118,7 @@ static void shouldRejectPayloadsLargerThanTheArena(void) {
     cpool_pool_t *p;
     CHECK_RC(cpool_create(&o, &p), 0);
     cpool_fn_t sc = cpool_register(p, "scale_bytes", "void(const void*,size_t,void*,size_t)",
-                                   (void *)t_scale_bytes, 0);
+                                   (cpool_any_fn_t)t_scale_bytes, 0);
     size_t big = 2 << 20;
     char *in = calloc(1, big), *out = calloc(1, big);
     CHECK_RC(cpool_apply(p, sc, in, big, out, big, 0, NULL), CPOOL_E_TOO_LARGE);
@@ -135,7 +135,7 @@ static void shouldRejectPayloadsLargerThanTheArena(void) {
 
 static void shouldRejectCallsAfterClose(void) {
     cpool_pool_t *p = make_pool(1);
-    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
     int64_t x = 5, r = 0;
     cpool_job_t *job;
     CHECK_RC(cpool_close(p), 0);
@@ -143,7 +143,7 @@ static void shouldRejectCallsAfterClose(void) {
     CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), CPOOL_E_CLOSED);
     CHECK_RC(cpool_submit(p, f, &x, 8, &r, 8, 0, &job), CPOOL_E_CLOSED);
     CHECK_RC(cpool_map(p, f, &x, 8, &r, 8, 1, 0, NULL), CPOOL_E_CLOSED);
-    CHECK_RC(cpool_register(p, "g", "i64(i64)", (void *)t_square, 0), CPOOL_E_CLOSED);
+    CHECK_RC(cpool_register(p, "g", "i64(i64)", (cpool_any_fn_t)t_square, 0), CPOOL_E_CLOSED);
     CHECK(cpool_alloc(p, 64) == NULL);
     CHECK_RC(cpool_join(p, 5000000000ull), 0);
     CHECK_RC(cpool_terminate(p), 0);
@@ -152,11 +152,11 @@ static void shouldRejectCallsAfterClose(void) {
 
 static void shouldRejectCallsOnADestroyedPool(void) {
     cpool_pool_t *p = make_pool(1);
-    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
     cpool_destroy(p);
     int64_t x = 5, r = 0;
     CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), CPOOL_E_CLOSED);
-    CHECK_RC(cpool_register(p, "g", "i64(i64)", (void *)t_square, 0), CPOOL_E_CLOSED);
+    CHECK_RC(cpool_register(p, "g", "i64(i64)", (cpool_any_fn_t)t_square, 0), CPOOL_E_CLOSED);
     CHECK_RC(cpool_close(p), CPOOL_E_CLOSED);
     CHECK_RC(cpool_worker_count(p), CPOOL_E_CLOSED);
     cpool_destroy(p); /* a second destroy is a no-op */
@@ -190,10 +190,10 @@ static void shouldRejectApplySizesOtherThanTheSignatures(void) {
 static void shouldNeverReachALaterPoolThroughADestroyedHandle(void) {
     for (int round = 0; round < 20; round++) {
         cpool_pool_t *old = make_pool(1);
-        cpool_fn_t f = cpool_register(old, "square", "i64(i64)", (void *)t_square, 0);
+        cpool_fn_t f = cpool_register(old, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
         cpool_destroy(old);
         cpool_pool_t *later = make_pool(1);
-        cpool_fn_t g = cpool_register(later, "crash_at", "i64(i64)", (void *)t_crash_at, 0);
+        cpool_fn_t g = cpool_register(later, "crash_at", "i64(i64)", (cpool_any_fn_t)t_crash_at, 0);
         int64_t x = 500, r = 0;
         CHECK_RC(cpool_apply(old, f, &x, 8, &r, 8, 0, NULL), CPOOL_E_CLOSED);
         CHECK_RC(cpool_close(old), CPOOL_E_CLOSED);
@@ -207,7 +207,7 @@ static void shouldNeverReachALaterPoolThroughADestroyedHandle(void) {
 
 static void shouldRejectAFunctionIdOfAnotherPool(void) {
     cpool_pool_t *other = make_pool(1);
-    cpool_fn_t crash = cpool_register(other, "crash_at", "i64(i64)", (void *)t_crash_at, 0);
+    cpool_fn_t crash = cpool_register(other, "crash_at", "i64(i64)", (cpool_any_fn_t)t_crash_at, 0);
     int64_t x = 500, r = 0;
     /* `crash` has index 0 in `other`; `pool`'s index 0 is square: neither may run */
     CHECK_RC(cpool_apply(pool, crash, &x, 8, &r, 8, 0, NULL), CPOOL_E_UNKNOWN_FUNCTION);
@@ -222,9 +222,9 @@ static void shouldReportFullTablesOfFunctionsAndJobs(void) {
     char name[32];
     for (int i = 0; i < 256; i++) {
         snprintf(name, sizeof name, "f%d", i);
-        CHECK(cpool_register(p, name, "i64(i64)", (void *)t_square, 0) >= 0);
+        CHECK(cpool_register(p, name, "i64(i64)", (cpool_any_fn_t)t_square, 0) >= 0);
     }
-    CHECK_RC(cpool_register(p, "f256", "i64(i64)", (void *)t_square, 0), CPOOL_E_FULL);
+    CHECK_RC(cpool_register(p, "f256", "i64(i64)", (cpool_any_fn_t)t_square, 0), CPOOL_E_FULL);
     cpool_fn_t f = cpool_lookup(p, "f7");
     enum { JOBS = 4096 };
     static cpool_job_t *jobs[JOBS];
@@ -266,7 +266,7 @@ static void shouldAcceptAnOlderSmallerOptionsStruct(void) {
     cpool_pool_t *p = NULL;
     CHECK_RC(cpool_create(&o, &p), 0);
     if (!p) return;
-    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
     for (int64_t x = 0; x < 20; x++) {
         int64_t r = 0;
         CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), 0);
@@ -290,7 +290,7 @@ static void shouldNameEveryErrorCode(void) {
 int main(void) {
     watchdog(120);
     pool = make_pool(2);
-    square = cpool_register(pool, "square", "int64_t(int64_t)", (void *)t_square, 0);
+    square = cpool_register(pool, "square", "int64_t(int64_t)", (cpool_any_fn_t)t_square, 0);
     RUN(shouldRejectNullArguments);
     RUN(shouldRejectBadOptions);
     RUN(shouldRejectUnknownFunctions);

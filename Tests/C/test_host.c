@@ -32,8 +32,8 @@ static void become_host(int kind) {
 /* Runs in the host child; returns the number of failed checks. */
 static int exercise_pool(void) {
     cpool_pool_t *p = make_pool(2);
-    cpool_fn_t crash = cpool_register(p, "crash_at", "int64_t(int64_t)", (void *)t_crash_at, 0);
-    cpool_fn_t sleeper = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t crash = cpool_register(p, "crash_at", "int64_t(int64_t)", (cpool_any_fn_t)t_crash_at, 0);
+    cpool_fn_t sleeper = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
     enum { N = 1000 };
     static int64_t in[N], out[N];
     static cpool_status_t st[N];
@@ -62,7 +62,7 @@ static int exercise_pool(void) {
     cpool_destroy(p);
     /* destroy of a busy open pool */
     cpool_pool_t *q = make_pool(2);
-    cpool_fn_t s2 = cpool_register(q, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s2 = cpool_register(q, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
     cpool_job_t *job;
     ms = 10000;
     CHECK_RC(cpool_submit(q, s2, &ms, 8, &r, 8, 0, &job), 0);

@@ -48,7 +48,7 @@ static cpool_pool_t *pool_with(uint32_t workers, uint64_t lifespan, cpool_worker
 static void shouldRunInitAndExitHooksOncePerWorker(void) {
     memset(shared, 0, sizeof *shared);
     cpool_pool_t *p = pool_with(3, 0, on_init, on_exit_hook);
-    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
     int64_t in[100], out[100];
     for (int i = 0; i < 100; i++) in[i] = i;
     CHECK_RC(cpool_map(p, f, in, 8, out, 8, 100, 1, NULL), 0);
@@ -63,7 +63,7 @@ static void shouldRunInitAndExitHooksOncePerWorker(void) {
 static void shouldReplaceWorkersAfterTheirLifespan(void) {
     memset(shared, 0, sizeof *shared);
     cpool_pool_t *p = pool_with(2, 10, on_init, on_exit_hook);
-    cpool_fn_t getpid_fn = cpool_register(p, "getpid", "i64(i64)", (void *)t_getpid, 0);
+    cpool_fn_t getpid_fn = cpool_register(p, "getpid", "i64(i64)", (cpool_any_fn_t)t_getpid, 0);
     int64_t in[100] = {0}, pids[100];
     CHECK_RC(cpool_map(p, getpid_fn, in, 8, pids, 8, 100, 1, NULL), 0);
     /* 100 tasks, 10 per process: at least 10 distinct processes ran them */
@@ -93,7 +93,7 @@ static void shouldReplaceWorkersAfterTheirLifespan(void) {
 
 static void shouldFinishSubmittedWorkOnCloseAndJoin(void) {
     cpool_pool_t *p = pool_with(2, 0, NULL, NULL);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (cpool_any_fn_t)t_sleep_ms, 0);
     cpool_job_t *jobs[6];
     int64_t ms = 50, r[6] = {0};
     for (int i = 0; i < 6; i++) CHECK_RC(cpool_submit(p, s, &ms, 8, &r[i], 8, 0, &jobs[i]), 0);
@@ -116,7 +116,7 @@ static void shouldFinishSubmittedWorkOnCloseAndJoin(void) {
 
 static void shouldTimeOutAJoinWhileATaskRuns(void) {
     cpool_pool_t *p = pool_with(1, 0, NULL, NULL);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t ms = 60000, r;
     cpool_job_t *job;
     CHECK_RC(cpool_submit(p, s, &ms, 8, &r, 8, 0, &job), 0);
@@ -131,7 +131,7 @@ static void shouldTimeOutAJoinWhileATaskRuns(void) {
 
 static void shouldTerminateRunningAndQueuedWork(void) {
     cpool_pool_t *p = pool_with(2, 0, NULL, NULL);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t in[50], out[50];
     cpool_status_t st[50];
     for (int i = 0; i < 50; i++) in[i] = 60000;
@@ -156,7 +156,7 @@ static void shouldTerminateRunningAndQueuedWork(void) {
 static void shouldBreakThePoolWhenWorkersCannotInitialise(void) {
     cpool_pool_t *p = pool_with(2, 0, failing_init, NULL);
     if (!p) return;
-    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
     int64_t x = 3, r = 0;
     int rc = cpool_apply(p, f, &x, 8, &r, 8, 0, NULL);
     CHECK_RC(rc, CPOOL_E_WORKER_INIT);
@@ -169,7 +169,7 @@ static int64_t *late_ctx;
 static void shouldStopAndStartFreshWorkersThatSeeNewData(void) {
     memset(shared, 0, sizeof *shared);
     cpool_pool_t *p = pool_with(2, 0, on_init, on_exit_hook);
-    cpool_fn_t sq = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    cpool_fn_t sq = cpool_register(p, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
     int64_t in[100], out[100];
     for (int i = 0; i < 100; i++) in[i] = i;
     CHECK_RC(cpool_map(p, sq, in, 8, out, 8, 100, 0, NULL), 0);
@@ -236,7 +236,7 @@ static void check_init_failures_in_a_row(int failures, int want_broken) {
     atomic_store(failures_left, failures);
     cpool_pool_t *p = pool_with(1, 0, init_failing_a_few_times, NULL);
     if (!p) return;
-    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
     int64_t x = 7, r = 0;
     CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), want_broken ? CPOOL_E_WORKER_INIT : 0);
     if (!want_broken) CHECK_EQ(r, 49);
@@ -266,7 +266,7 @@ static void *call_and_block(void *arg) {
 
 static void shouldCancelCallsBlockedOnOtherThreadsWhenDestroyed(void) {
     cpool_pool_t *p = pool_with(2, 0, NULL, NULL);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (cpool_any_fn_t)t_sleep_ms, 0);
     blocked_call_t calls[2] = {{p, s, 0, 1, {{0}}}, {p, s, 1, 1, {{0}}}};
     pthread_t th[2];
     for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, call_and_block, &calls[i]);
@@ -283,7 +283,7 @@ static void shouldCancelCallsBlockedOnOtherThreadsWhenDestroyed(void) {
 
 static void shouldCancelAndWaitWhenFreeingARunningJob(void) {
     cpool_pool_t *p = pool_with(1, 0, NULL, NULL);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t ms = 30000, r = 0;
     cpool_job_t *job;
     CHECK_RC(cpool_submit(p, s, &ms, 8, &r, 8, 0, &job), 0);
@@ -302,7 +302,7 @@ static void shouldCancelAndWaitWhenFreeingARunningJob(void) {
 
 static void shouldTimeOutStopWorkersAndRefuseItWhenClosed(void) {
     cpool_pool_t *p = pool_with(1, 0, NULL, NULL);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t ms = 500, r = 0;
     cpool_job_t *job;
     CHECK_RC(cpool_submit(p, s, &ms, 8, &r, 8, 0, &job), 0);
@@ -320,14 +320,14 @@ static void shouldTimeOutStopWorkersAndRefuseItWhenClosed(void) {
 
 static void shouldRefuseWorkAfterTerminateAlone(void) {
     cpool_pool_t *p = pool_with(2, 0, NULL, NULL);
-    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
     CHECK_RC(cpool_terminate(p), 0);
     int64_t x = 3, r = 0;
     cpool_job_t *job = NULL;
     CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), CPOOL_E_CLOSED);
     CHECK_RC(cpool_submit(p, f, &x, 8, &r, 8, 0, &job), CPOOL_E_CLOSED);
     CHECK_RC(cpool_map(p, f, &x, 8, &r, 8, 1, 0, NULL), CPOOL_E_CLOSED);
-    CHECK_RC(cpool_register(p, "g", "i64(i64)", (void *)t_square, 0), CPOOL_E_CLOSED);
+    CHECK_RC(cpool_register(p, "g", "i64(i64)", (cpool_any_fn_t)t_square, 0), CPOOL_E_CLOSED);
     CHECK(cpool_alloc(p, 64) == NULL);
     CHECK_RC(cpool_start_workers(p), CPOOL_E_CLOSED);
     CHECK_RC(cpool_close(p), 0);

@@ -13,8 +13,8 @@ static void shouldMapSquaresOnDirectAndLibffiPaths(void) {
     const size_t n = 1000000;
     int64_t *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
     for (size_t i = 0; i < n; i++) in[i] = (int64_t)i - 500000;
-    cpool_fn_t direct = cpool_register(pool, "square", "int64_t(int64_t)", (void *)t_square, 0);
-    cpool_fn_t viaffi = cpool_register(pool, "square_ffi", "int64_t(int64_t)", (void *)t_square,
+    cpool_fn_t direct = cpool_register(pool, "square", "int64_t(int64_t)", (cpool_any_fn_t)t_square, 0);
+    cpool_fn_t viaffi = cpool_register(pool, "square_ffi", "int64_t(int64_t)", (cpool_any_fn_t)t_square,
                                        CPOOL_REGISTER_NO_DIRECT);
     CHECK(direct >= 0 && viaffi >= 0);
     cpool_fn_t fns[2] = {direct, viaffi};
@@ -48,7 +48,7 @@ static void shouldMapStridedRecordsOfSeveralArguments(void) {
     struct res { int64_t sum; int64_t marker; } out[300];
     for (int i = 0; i < 300; i++) in[i] = (struct rec){i, 2 * i, {0}};
     for (int i = 0; i < 300; i++) out[i].marker = 77;
-    cpool_fn_t add = cpool_register(pool, "add", "i64(i64,i64)", (void *)t_add, 0);
+    cpool_fn_t add = cpool_register(pool, "add", "i64(i64,i64)", (cpool_any_fn_t)t_add, 0);
     CHECK_RC(cpool_map(pool, add, in, sizeof in[0], out, sizeof out[0], 300, 16, NULL), 0);
     for (int i = 0; i < 300; i++) {
         CHECK_EQ(out[i].sum, 3 * i);
@@ -58,7 +58,7 @@ static void shouldMapStridedRecordsOfSeveralArguments(void) {
     struct mixed { int32_t a; double b; int8_t c; } m[50];
     int64_t r[50];
     for (int i = 0; i < 50; i++) m[i] = (struct mixed){i, 0.5 + i, (int8_t)-i};
-    cpool_fn_t mixed = cpool_register(pool, "mixed", "int64_t(int32_t,double,int8_t)", (void *)t_mixed, 0);
+    cpool_fn_t mixed = cpool_register(pool, "mixed", "int64_t(int32_t,double,int8_t)", (cpool_any_fn_t)t_mixed, 0);
     size_t args_bytes = 0, result_bytes = 0;
     CHECK_RC(cpool_function_sizes(pool, mixed, &args_bytes, &result_bytes), 0);
     CHECK_EQ(args_bytes, sizeof(struct mixed));
@@ -87,29 +87,29 @@ static void shouldMapEveryDirectShape(void) {
         i32[i] = i;
         f[i] = (float)i;
     }
-    cpool_fn_t scale = cpool_register(pool, "scale", "double(double)", (void *)t_scale, 0);
+    cpool_fn_t scale = cpool_register(pool, "scale", "double(double)", (cpool_any_fn_t)t_scale, 0);
     CHECK_RC(cpool_map(pool, scale, d, 8, dr, 8, 100, 0, NULL), 0);
     for (int i = 0; i < 100; i++) CHECK(dr[i] == 2 * d[i]);
-    cpool_fn_t hyp = cpool_register(pool, "hypot2", "f64(f64,f64)", (void *)t_hypot2, 0);
+    cpool_fn_t hyp = cpool_register(pool, "hypot2", "f64(f64,f64)", (cpool_any_fn_t)t_hypot2, 0);
     CHECK_RC(cpool_map(pool, hyp, dd, 16, dr, 8, 100, 0, NULL), 0);
     for (int i = 0; i < 100; i++) CHECK(dr[i] == (double)i * i + 1);
-    cpool_fn_t neg = cpool_register(pool, "neg32", "int32_t(int32_t)", (void *)t_neg32, 0);
+    cpool_fn_t neg = cpool_register(pool, "neg32", "int32_t(int32_t)", (cpool_any_fn_t)t_neg32, 0);
     CHECK_RC(cpool_map(pool, neg, i32, 4, ir, 4, 100, 0, NULL), 0);
     for (int i = 0; i < 100; i++) CHECK_EQ(ir[i], -i);
-    cpool_fn_t half = cpool_register(pool, "half", "float(float)", (void *)t_half, 0);
+    cpool_fn_t half = cpool_register(pool, "half", "float(float)", (cpool_any_fn_t)t_half, 0);
     CHECK_RC(cpool_map(pool, half, f, 4, fr, 4, 100, 0, NULL), 0);
     for (int i = 0; i < 100; i++) CHECK(fr[i] == (float)i / 2);
     /* Which path each one took: the workers inherit these resolved entries. */
     cpool_fn_t direct[] = {cpool_lookup(pool, "square"), scale, hyp, neg, half};
     for (size_t k = 0; k < sizeof direct / sizeof direct[0]; k++) CHECK_EQ(uses_direct_path(direct[k]), 1);
     CHECK_EQ(uses_direct_path(cpool_lookup(pool, "square_ffi")), 0);
-    cpool_fn_t half_ffi = cpool_register(pool, "half_ffi", "float(float)", (void *)t_half, CPOOL_REGISTER_NO_DIRECT);
+    cpool_fn_t half_ffi = cpool_register(pool, "half_ffi", "float(float)", (cpool_any_fn_t)t_half, CPOOL_REGISTER_NO_DIRECT);
     CHECK_EQ(uses_direct_path(half_ffi), 0);
     memset(fr, 0, sizeof fr);
     CHECK_RC(cpool_map(pool, half_ffi, f, 4, fr, 4, 100, 0, NULL), 0);
     for (int i = 0; i < 100; i++) CHECK(fr[i] == (float)i / 2);
     int64_t forty_two = 0;
-    cpool_fn_t none = cpool_register(pool, "noargs", "int64_t(void)", (void *)t_noargs, 0);
+    cpool_fn_t none = cpool_register(pool, "noargs", "int64_t(void)", (cpool_any_fn_t)t_noargs, 0);
     CHECK_RC(cpool_apply(pool, none, NULL, 0, &forty_two, 8, 0, NULL), 0);
     CHECK_EQ(forty_two, 42);
 }
@@ -125,7 +125,7 @@ static void shouldMapLibmCosRegisteredBySymbol(void) {
 
 static void shouldMapTheBytesFormAndReportItsErrors(void) {
     cpool_fn_t rev = cpool_register(pool, "reverse", "int64_t(const void*,size_t,void*,size_t)",
-                                    (void *)t_reverse, 0);
+                                    (cpool_any_fn_t)t_reverse, 0);
     char in[4][8] = {"abcdefgh", "12345678", "Xfailsss", "zyxwvuts"};
     char out[4][8];
     cpool_status_t st[4];
@@ -140,7 +140,7 @@ static void shouldMapTheBytesFormAndReportItsErrors(void) {
 
     /* void-returning bytes form, a 1 MiB payload per task */
     cpool_fn_t sc = cpool_register(pool, "scale_bytes", "void(const void*,size_t,void*,size_t)",
-                                   (void *)t_scale_bytes, 0);
+                                   (cpool_any_fn_t)t_scale_bytes, 0);
     const size_t per = 131072, tasks = 8;
     double *a = malloc(per * tasks * 8), *b = malloc(per * tasks * 8);
     for (size_t i = 0; i < per * tasks; i++) a[i] = (double)i;
@@ -282,7 +282,7 @@ static void shouldMapLargerThanTheArenaByStreaming(void) {
     o.arena_bytes = 256 << 10; /* 256 KiB for 16 MiB of data in and out */
     cpool_pool_t *small;
     CHECK_RC(cpool_create(&o, &small), 0);
-    cpool_fn_t f = cpool_register(small, "square", "int64_t(int64_t)", (void *)t_square, 0);
+    cpool_fn_t f = cpool_register(small, "square", "int64_t(int64_t)", (cpool_any_fn_t)t_square, 0);
     const size_t n = 1 << 20;
     int64_t *in = malloc(n * 8), *out = malloc(n * 8);
     for (size_t i = 0; i < n; i++) in[i] = (int64_t)i;

@@ -82,7 +82,7 @@ static _Noreturn void child(int how) {
     cpool_pool_t *p = NULL;
     pthread_create(&th, NULL, create_pool_and_leave, &p);
     pthread_join(th, NULL);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t ms = 60000, r;
     cpool_job_t *job;
     cpool_submit(p, s, &ms, 8, &r, 8, 0, &job);

@@ -186,7 +186,7 @@ static void shouldRefuseWhatItCannotDo(void) {
     CHECK_RC(cpool_job_output(job, 0, NULL, &count), -EINVAL);
     CHECK_RC(cpool_job_output(NULL, 0, &b, &count), -EINVAL);
     cpool_job_free(job);
-    cpool_fn_t sleeper = cpool_register(pool, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t sleeper = cpool_register(pool, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t r;
     CHECK_RC(cpool_submit(pool, sleeper, &ms, 8, &r, 8, 0, &job), 0);
     CHECK_RC(cpool_job_output(job, 0, &b, &count), -EBUSY);

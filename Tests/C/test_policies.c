@@ -47,7 +47,7 @@ static void shouldRetryACrashedTaskUpToTheLimit(void) {
     o.workers = 2;
     o.crash_retries = 2;
     cpool_pool_t *p = pool_opts(&o);
-    cpool_fn_t f = cpool_register(p, "flaky", "i64(i64)", (void *)flaky, 0);
+    cpool_fn_t f = cpool_register(p, "flaky", "i64(i64)", (cpool_any_fn_t)flaky, 0);
     /* item 1 crashes once, item 2 twice (both recover), item 3 three times (fails) */
     int64_t in[4] = {0, 1001, 2002, 3003}, out[4];
     cpool_status_t st[4];
@@ -75,7 +75,7 @@ static void shouldBreakThePoolWhenInitHooksHang(void) {
     o.init_timeout_ns = 100 * 1000000ull;
     uint64_t t0 = now_ms();
     cpool_pool_t *p = pool_opts(&o);
-    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    cpool_fn_t f = cpool_register(p, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
     int64_t x = 2, r;
     CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), CPOOL_E_WORKER_INIT);
     CHECK(now_ms() - t0 < 10000);
@@ -122,7 +122,7 @@ static void shouldReplaceAWorkerWhoseMemoryGrows(void) {
     o.workers = 1;
     o.max_memory_growth_bytes = 30ull << 20;
     cpool_pool_t *p = pool_opts(&o);
-    cpool_fn_t f = cpool_register(p, "leaky", "i64(i64)", (void *)leaky, 0);
+    cpool_fn_t f = cpool_register(p, "leaky", "i64(i64)", (cpool_any_fn_t)leaky, 0);
     int64_t in[20], out[20];
     for (int i = 0; i < 20; i++) in[i] = i;
     CHECK_RC(cpool_map(p, f, in, 8, out, 8, 20, 1, NULL), 0);
@@ -152,7 +152,7 @@ static void shouldSendSigtermBeforeSigkillWithAGrace(void) {
     o.worker_init = install_sigterm;
     o.kill_grace_ns = 2000 * 1000000ull;
     cpool_pool_t *p = pool_opts(&o);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t ms = 30000, r;
     cpool_status_t st;
     CHECK_RC(cpool_apply(p, s, &ms, 8, &r, 8, 100 * 1000000ull, &st), CPOOL_E_TASK_TIMEOUT);
@@ -172,7 +172,7 @@ static void shouldSigkillAfterTheGraceWhenSigtermIsIgnored(void) {
     o.worker_init = ignoring_init;
     o.kill_grace_ns = 200 * 1000000ull;
     cpool_pool_t *p = pool_opts(&o);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "i64(i64)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t ms = 30000, r;
     uint64_t t0 = now_ms();
     CHECK_RC(cpool_apply(p, s, &ms, 8, &r, 8, 100 * 1000000ull, NULL), CPOOL_E_TASK_TIMEOUT);
@@ -216,8 +216,8 @@ static void shouldIgnoreGarbageCompletionsFromAWorker(void) {
     /* fresh workers, forked after `victim` was set, so that the task can find its ring */
     CHECK_RC(cpool_stop_workers(victim, 0), 0);
     CHECK_RC(cpool_start_workers(victim), 0);
-    cpool_fn_t sc = cpool_register(victim, "scribble", "i64(i64)", (void *)scribble, 0);
-    cpool_fn_t sq = cpool_register(victim, "square", "i64(i64)", (void *)t_square, 0);
+    cpool_fn_t sc = cpool_register(victim, "scribble", "i64(i64)", (cpool_any_fn_t)scribble, 0);
+    cpool_fn_t sq = cpool_register(victim, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
     int64_t zero = 0, r = -1;
     CHECK_RC(cpool_apply(victim, sc, &zero, 8, &r, 8, 0, NULL), 0);
     CHECK_EQ(r, 0);
@@ -233,7 +233,7 @@ static void shouldIgnoreGarbageCompletionsFromAWorker(void) {
 
 static void shouldDeliverEveryResultOnceWhenOnePercentOfTasksKillTheirWorker(void) {
     cpool_pool_t *p = make_pool(2);
-    cpool_fn_t f = cpool_register(p, "crash_at", "i64(i64)", (void *)t_crash_at, 0);
+    cpool_fn_t f = cpool_register(p, "crash_at", "i64(i64)", (cpool_any_fn_t)t_crash_at, 0);
     enum { N = 100000 };
     int64_t *in = malloc(N * 8), *out = malloc(N * 8);
     cpool_status_t *st = malloc(N * sizeof *st);

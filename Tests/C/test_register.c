@@ -11,7 +11,7 @@ static int64_t local_quad(int64_t x) { return 4 * x; }
 static void shouldRunAFunctionOfTheProgramRegisteredAfterStart(void) {
     cpool_pool_t *p = make_pool(2);
     int64_t x = 5, r = 0;
-    cpool_fn_t f = cpool_register(p, "quad", "i64(i64)", (void *)local_quad, 0);
+    cpool_fn_t f = cpool_register(p, "quad", "i64(i64)", (cpool_any_fn_t)local_quad, 0);
     CHECK(f >= 0);
     CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, NULL), 0);
     CHECK_EQ(r, 20);
@@ -25,7 +25,7 @@ static void shouldRunAFunctionOfALibraryOpenedAfterStart(void) {
     CHECK(h != NULL);
     if (!h) return;
     void *fn = dlsym(h, "late_triple");
-    cpool_fn_t byptr = cpool_register(p, "triple", "i64(i64)", fn, 0);
+    cpool_fn_t byptr = cpool_register(p, "triple", "i64(i64)", (cpool_any_fn_t)fn, 0);
     cpool_fn_t bysym = cpool_register_symbol(p, "triple2", LATEFNS_PATH, "late_triple", "i64(i64)", 0);
     CHECK(byptr >= 0 && bysym >= 0);
     int64_t in[100], out[100];
@@ -43,13 +43,13 @@ static void shouldReportAFunctionTheWorkersCannotReach(void) {
     /* Code that exists only in the parent: an address in no shared object. */
     cpool_pool_t *p = make_pool(1);
     unsigned char *fake_code = malloc(64);
-    cpool_fn_t f = cpool_register(p, "ghost", "i64(i64)", fake_code, 0);
+    cpool_fn_t f = cpool_register(p, "ghost", "i64(i64)", (cpool_any_fn_t)(void *)fake_code, 0);
     CHECK(f >= 0);
     int64_t x = 1, r = 0;
     cpool_status_t st;
     CHECK_RC(cpool_apply(p, f, &x, 8, &r, 8, 0, &st), CPOOL_E_NOT_IN_WORKER);
     CHECK_EQ(st.code, CPOOL_E_NOT_IN_WORKER);
-    cpool_fn_t sq = cpool_register(p, "square", "i64(i64)", (void *)t_square, 0);
+    cpool_fn_t sq = cpool_register(p, "square", "i64(i64)", (cpool_any_fn_t)t_square, 0);
     CHECK_RC(cpool_apply(p, sq, &x, 8, &r, 8, 0, NULL), 0);
     cpool_destroy(p);
     free(fake_code);

@@ -49,7 +49,7 @@ static int64_t gated(int64_t x) {
  * the caller's memory or in the pool's shared buffers. */
 static void map_with_gate(cpool_pool_t *p, size_t n, int64_t gate, size_t chunk, int shared) {
     cpool_fn_t f = cpool_lookup(p, "gated");
-    if (f < 0) f = cpool_register(p, "gated", "int64_t(int64_t)", (void *)gated, 0);
+    if (f < 0) f = cpool_register(p, "gated", "int64_t(int64_t)", (cpool_any_fn_t)gated, 0);
     CHECK(f >= 0);
     int64_t *in = shared ? cpool_alloc(p, n * 8) : malloc(n * 8);
     int64_t *out = shared ? cpool_alloc(p, n * 8) : malloc(n * 8);
@@ -116,7 +116,7 @@ static void check_exactly_once_while_rebalancing(cpool_pool_t *p, size_t chunk, 
         deaths += dies;
     }
     cpool_fn_t f = cpool_lookup(p, "chaos");
-    if (f < 0) f = cpool_register(p, "chaos", "int64_t(int64_t)", (void *)chaos, 0);
+    if (f < 0) f = cpool_register(p, "chaos", "int64_t(int64_t)", (cpool_any_fn_t)chaos, 0);
     cpool_job_t *job;
     CHECK_RC(cpool_map_start(p, f, in, 8, out, 8, N, chunk, st, &job), 0);
     if (cancel_after_ms) {

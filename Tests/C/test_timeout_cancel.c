@@ -38,7 +38,7 @@ static void shouldTimeOutOnlyTheSlowItemsOfAMap(void) {
     o.task_timeout_ns = 200 * 1000000ull;
     cpool_pool_t *p;
     CHECK_RC(cpool_create(&o, &p), 0);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t in[20], out[20];
     cpool_status_t st[20];
     for (int i = 0; i < 20; i++) in[i] = (i == 3 || i == 15) ? 30000 : 1;
@@ -69,7 +69,7 @@ static int32_t running_pid(cpool_pool_t *p) {
 
 static void shouldCancelARunningTaskByKillingItsWorker(void) {
     cpool_pool_t *p = make_pool(1);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t ms = 60000, r = 0;
     cpool_job_t *job;
     CHECK_RC(cpool_submit(p, s, &ms, 8, &r, 8, 0, &job), 0);
@@ -120,7 +120,7 @@ static void shouldCancelQueuedItemsOfAMapAtOnce(void) {
 static void shouldRunAnInnocentTaskAgainWhenItsWorkerWasKilledForAnother(void) {
     cpool_pool_t *p = make_pool(1);
     cpool__pool_t *ip = cpool__pool_internal(p);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t ms = 1, r = 0;
     CHECK_RC(cpool_apply(p, s, &ms, 8, &r, 8, 0, NULL), 0); /* the "guilty" task, done */
     const uint64_t guilty_seq = atomic_load(&ip->region.ctl[0].from_worker.task_tail) - 1;
@@ -150,7 +150,7 @@ static void shouldRunAnInnocentTaskAgainWhenItsWorkerWasKilledForAnother(void) {
 static void shouldRunAnInnocentItemAgainWhenTheKillWasForAnEarlierSlice(void) {
     cpool_pool_t *p = make_pool(1);
     cpool__pool_t *ip = cpool__pool_internal(p);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t in[2] = {1, 300}, out[2] = {0, 0};
     cpool_status_t st[2];
     cpool_job_t *job;
@@ -186,7 +186,7 @@ static void shouldNotTimeOutItemsThatEachFinishInTime(void) {
     o.task_timeout_ns = 250000000ull; /* 250 ms; six items of 100 ms in one chunk */
     cpool_pool_t *p;
     CHECK_RC(cpool_create(&o, &p), 0);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
     int64_t in[6] = {100, 100, 100, 100, 100, 100}, out[6] = {0};
     cpool_status_t st[6];
     CHECK_RC(cpool_map(p, s, in, 8, out, 8, 6, 6, st), 0);
@@ -201,8 +201,8 @@ static void shouldNotTimeOutItemsThatEachFinishInTime(void) {
  * task just ended never fails the next job's task. */
 static void shouldNeverFailTheNextTaskWhenCancellingOneThatJustEnded(void) {
     cpool_pool_t *p = make_pool(1);
-    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
-    cpool_fn_t sq = cpool_register(p, "square", "int64_t(int64_t)", (void *)t_square, 0);
+    cpool_fn_t s = cpool_register(p, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
+    cpool_fn_t sq = cpool_register(p, "square", "int64_t(int64_t)", (cpool_any_fn_t)t_square, 0);
     for (int round = 0; round < 30; round++) {
         int64_t ms = 1 + round % 3, r1 = 0, x = 4 + round, r2 = 0;
         cpool_job_t *a, *b;
@@ -225,8 +225,8 @@ static void shouldNeverFailTheNextTaskWhenCancellingOneThatJustEnded(void) {
 int main(void) {
     watchdog(150);
     pool = make_pool(2);
-    sleeper = cpool_register(pool, "sleep_ms", "int64_t(int64_t)", (void *)t_sleep_ms, 0);
-    square = cpool_register(pool, "square", "int64_t(int64_t)", (void *)t_square, 0);
+    sleeper = cpool_register(pool, "sleep_ms", "int64_t(int64_t)", (cpool_any_fn_t)t_sleep_ms, 0);
+    square = cpool_register(pool, "square", "int64_t(int64_t)", (cpool_any_fn_t)t_square, 0);
     RUN(shouldKillAnApplyPastItsTimeout);
     RUN(shouldTimeOutOnlyTheSlowItemsOfAMap);
     RUN(shouldCancelARunningTaskByKillingItsWorker);

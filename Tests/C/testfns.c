@@ -2,6 +2,7 @@
  * ctypes test use the same ones, and so that registration by symbol can find them. */
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -65,4 +66,21 @@ int64_t t_batch_square(void *ctx, const void *in, size_t in_stride, void *out,
         memcpy((char *)out + k * out_stride, &r, sizeof r);
     }
     return 0;
+}
+
+/* Prints "out <x>" to stdout and "err <x>" to stderr, one line each; returns x. x ==
+ * -1 prints a 100,000-character line of 'x' to stdout; x == -2 prints "tail" with no
+ * newline. */
+int64_t t_print_lines(int64_t x) {
+    if (x == -1) {
+        static char line[100001];
+        memset(line, 'x', 100000);
+        printf("%s\n", line);
+    } else if (x == -2) {
+        printf("tail");
+    } else {
+        printf("out %lld\n", (long long)x);
+        fprintf(stderr, "err %lld\n", (long long)x);
+    }
+    return x;
 }

@@ -14,6 +14,7 @@ int64_t t_crash_at(int64_t x);
 int64_t t_sleep_ms(int64_t x);
 int64_t t_getpid(int64_t x);
 int64_t t_reverse(const void *in, size_t in_bytes, void *out, size_t out_bytes);
+int64_t t_print_lines(int64_t x);
 void t_scale_bytes(const void *in, size_t in_bytes, void *out, size_t out_bytes);
 int64_t t_batch_square(void *ctx, const void *in, size_t in_stride, void *out,
                        size_t out_stride, size_t count, volatile size_t *progress);

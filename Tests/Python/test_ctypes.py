@@ -28,6 +28,12 @@ class Options(C.Structure):
         ("max_memory_growth_bytes", C.c_uint64),
         ("kill_grace_ns", C.c_uint64),
         ("output_bytes", C.c_uint64),
+        ("flags", C.c_uint32),
+        ("reserved1", C.c_uint32),
+        ("on_event", C.c_void_p),
+        ("event_ctx", C.c_void_p),
+        ("on_output", C.c_void_p),
+        ("output_ctx", C.c_void_p),
     ]
 
 
