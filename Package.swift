@@ -8,9 +8,15 @@ let package = Package(
         .library(name: "CPoolCore", targets: ["CPoolCore"]),
     ],
     dependencies: [
-        // The benchmark's options and latency percentiles; the library itself needs nothing.
+        // The library logs pool events and workers' output through swift-log and counts
+        // through swift-metrics (their APIs only: the application picks the backends).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        // The benchmark's options and latency percentiles.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        // `swift package generate-documentation` for the DocC catalog.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // The C core. Rooted at the package root so that SwiftPM and CMake share one
@@ -23,8 +29,22 @@ let package = Package(
             cSettings: [.headerSearchPath("Sources/CPoolCore")],
             linkerSettings: [.linkedLibrary("ffi"), .linkedLibrary("dl"), .linkedLibrary("pthread")]
         ),
-        .target(name: "SwiftPool", dependencies: ["CPoolCore"]),
-        .testTarget(name: "SwiftPoolTests", dependencies: ["SwiftPool"]),
+        .target(
+            name: "SwiftPool",
+            dependencies: [
+                "CPoolCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
+        .testTarget(
+            name: "SwiftPoolTests",
+            dependencies: [
+                "SwiftPool",
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
+        ),
         .executableTarget(
             name: "swiftpool-bench",
             dependencies: [

@@ -48,7 +48,8 @@ static _Noreturn void leave(cpool__worker_ctl_t *ctl, int status) {
     _exit(status);
 }
 
-/* The child has a copy of whatever the parent had buffered in stdout and not yet
+/* (The streams' locks need no care: glibc's fork resets them in the child.)
+ * The child has a copy of whatever the parent had buffered in stdout and not yet
  * written: drop it (the parent writes it), or the first flush here would write it a
  * second time. Then make stdout line-buffered whatever it is (a pipe or a file would
  * otherwise buffer until exit, and a worker that is killed never exits cleanly): a

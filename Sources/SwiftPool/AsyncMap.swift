@@ -92,28 +92,28 @@ extension ProcessPool {
     @inlinable @_disfavoredOverload
     public func mapStream<Inputs: Sequence, Output: BitwiseCopyable>(
         _ inputs: Inputs, chunkSize: Int? = nil, ordered: Bool = true,
-        _ body: @escaping @Sendable (Inputs.Element) throws -> Output
+        progress: ProgressReporting? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Output
     ) throws -> AsyncPoolMap<Inputs, Output> where Inputs.Element: BitwiseCopyable, Inputs: SendableMetatype {
         try mapStream(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize,
-                      ordered: ordered)
+                      ordered: ordered, progress: progress)
     }
 
     /// ``mapStream(_:chunkSize:ordered:_:)`` for `Codable` arguments or results.
     @inlinable
     public func mapStream<Inputs: Sequence, Output: Codable>(
         _ inputs: Inputs, chunkSize: Int? = nil, ordered: Bool = true,
-        _ body: @escaping @Sendable (Inputs.Element) throws -> Output
+        progress: ProgressReporting? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Output
     ) throws -> AsyncPoolMap<Inputs, Output> where Inputs.Element: Codable, Inputs: SendableMetatype {
         try mapStream(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize,
-                      ordered: ordered)
+                      ordered: ordered, progress: progress)
     }
 
     /// ``mapStream(_:chunkSize:ordered:_:)`` with a registered function.
     @inlinable
     public func mapStream<Inputs: Sequence, Output>(
         _ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs, chunkSize: Int? = nil,
-        ordered: Bool = true
+        ordered: Bool = true, progress: ProgressReporting? = nil
     ) throws -> AsyncPoolMap<Inputs, Output> where Inputs: SendableMetatype {
-        AsyncPoolMap(try _lazyMap(function, inputs, chunkSize: chunkSize, ordered: ordered))
+        AsyncPoolMap(try _lazyMap(function, inputs, chunkSize: chunkSize, ordered: ordered, progress: progress))
     }
 }

@@ -1,4 +1,7 @@
 internal import CPoolCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One call on the pool's workers (a map, a lazy map, an apply, a submitted task): its
 /// lease on the workers, released once when the call ends. A call runs in rounds; each
@@ -8,6 +11,8 @@ final class _Call: @unchecked Sendable {
     let pool: ProcessPool
     let lease: Lease
     private var ended = false
+    /// Where the call's progress goes, when the caller asked for it.
+    @usableFromInline var progress: _ProgressTracker?
 
     /// Waits for a lease for `function` (see `PoolWorkers`).
     @usableFromInline
@@ -29,6 +34,14 @@ final class _Call: @unchecked Sendable {
         if ended { return }
         ended = true
         pool.workers.release(lease)
+        progress?.finish()
+    }
+
+    /// Reports the call's progress through `reporting` (nil: none); `total` tasks when
+    /// known.
+    @usableFromInline
+    func reportProgress(_ reporting: ProgressReporting?, total: Int?) {
+        if let reporting { progress = _ProgressTracker(reporting, total: total) }
     }
 
     /// Bytes of inputs (and fixed-size results) one round stages at most: a quarter of
@@ -112,7 +125,11 @@ final class _Round: @unchecked Sendable {
     @usableFromInline
     func waitHere() {
         guard let job else { return }
-        cpool_job_wait(job, 0)
+        if let progress = call.progress {
+            while cpool_job_wait(job, progress.intervalNanoseconds) == -ETIMEDOUT { progress.poll(job) }
+        } else {
+            cpool_job_wait(job, 0)
+        }
         ended()
     }
 
@@ -123,6 +140,14 @@ final class _Round: @unchecked Sendable {
         guard let job else { return }
         let waiter = call.pool.waiter
         let session = call.lease.session
+        // The waiter thread only wakes this task at the end; progress in between is
+        // polled by a child task.
+        let polling: Task<Void, Never>? = call.progress == nil ? nil : Task { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: call.progress?.intervalNanoseconds ?? 0)
+                if !Task.isCancelled { pollProgress() }
+            }
+        }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 waiter.watch(job, of: session) { c.resume() }
@@ -130,10 +155,15 @@ final class _Round: @unchecked Sendable {
         } onCancel: {
             self.cancel()
         }
+        polling?.cancel()
+        _ = await polling?.value
         ended()
     }
 
     func cancel() { if let job { cpool_job_cancel(job) } }
+
+    /// Reports the progress of the round in flight (see `_ProgressTracker`).
+    func pollProgress() { if let job { call.progress?.poll(job) } }
 
     /// Reads the failures of the ended job: each task's status, the error its closure
     /// threw (its output), and the inputs that could not be staged.
@@ -153,6 +183,8 @@ final class _Round: @unchecked Sendable {
             }
         }
         failures = found.sorted { $0.key < $1.key }.map { (index: $0.key, error: $0.value) }
+        call.progress?.roundEnded(count: count, failed: failures.count)
+        call.pool.workers.observers.tasksEnded(count: count, failures: failures.lazy.map(\.error))
     }
 
     /// The output of task `i` of the round (its result of variable size, or its error),

@@ -1,4 +1,6 @@
 internal import CPoolCore
+public import CoreMetrics
+public import Logging
 
 /// How a ``ProcessPool`` runs its workers.
 ///
@@ -57,6 +59,31 @@ public struct ProcessPoolConfiguration: Sendable {
     /// closed, or the end of a call when ``keepAlive`` is off).
     public var workerExit: (@Sendable (_ workerID: Int) -> Void)?
 
+    /// Names the pool in log metadata and metric dimensions (`pool`). Default `"swiftpool"`.
+    public var label: String
+
+    /// Measure where each worker's time goes (``ProcessPool/insights``): start-up, hooks,
+    /// working and waiting, and the slowest tasks. Every task is then timed and claimed
+    /// alone, which costs tiny tasks much of their speed; off by default (counts only).
+    public var insights: Bool
+
+    /// Where the workers' `print` output and standard error go. Default ``WorkerOutput/inherit``.
+    public var workerOutput: WorkerOutput
+
+    /// Receives the pool's events: worker started or replaced (`.debug`), exited
+    /// (`.debug`), crashed (`.warning`), task timed out (`.warning`), worker killed to
+    /// cancel a task (`.info`), recycled for its memory (`.notice`), init failed
+    /// (`.error`), pool broken (`.critical`). `nil`: the pool logs nothing.
+    public var logger: Logger?
+
+    /// Where the pool's metrics go: counters `swiftpool_tasks_total`,
+    /// `swiftpool_task_failures_total` (dimension `kind`: crashed, timed_out, cancelled,
+    /// thrown, encoding, other), `swiftpool_worker_events_total` (dimension `event`), and
+    /// meters `swiftpool_workers_alive`, `swiftpool_calls_waiting`, each with the
+    /// dimension `pool` (``label``). `nil`: the factory bootstrapped in `MetricsSystem`
+    /// (none records anything until the application bootstraps one).
+    public var metricsFactory: (any MetricsFactory)?
+
     /// A configuration; every argument left out takes the default documented on its property.
     public init(
         workerCount: Int? = nil,
@@ -69,7 +96,12 @@ public struct ProcessPoolConfiguration: Sendable {
         maxMemoryGrowthBytes: Int? = nil,
         killGrace: Duration? = nil,
         workerInit: (@Sendable (_ workerID: Int) throws -> Void)? = nil,
-        workerExit: (@Sendable (_ workerID: Int) -> Void)? = nil
+        workerExit: (@Sendable (_ workerID: Int) -> Void)? = nil,
+        label: String = "swiftpool",
+        insights: Bool = false,
+        workerOutput: WorkerOutput = .inherit,
+        logger: Logger? = nil,
+        metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.workerCount = workerCount ?? Self.availableCPUs
         self.keepAlive = keepAlive
@@ -82,6 +114,11 @@ public struct ProcessPoolConfiguration: Sendable {
         self.killGrace = killGrace
         self.workerInit = workerInit
         self.workerExit = workerExit
+        self.label = label
+        self.insights = insights
+        self.workerOutput = workerOutput
+        self.logger = logger
+        self.metricsFactory = metricsFactory
     }
 
     /// The CPUs this process may run on, honouring its affinity mask.

@@ -16,7 +16,11 @@ final class CoreSession: @unchecked Sendable {
 
     /// Forks the workers. Every function in `functions` exists now, so the workers can
     /// run them all.
-    init(_ c: ProcessPoolConfiguration, hooks: WorkerHooks, functions: [_TaskFunction]) throws {
+    private let observers: PoolObservers // the C pool calls it until destroyed
+
+    init(_ c: ProcessPoolConfiguration, hooks: WorkerHooks, observers: PoolObservers,
+         functions: [_TaskFunction]) throws {
+        self.observers = observers
         var o = cpool_options_t()
         cpool_options_init(&o)
         o.workers = UInt32(max(1, c.workerCount))
@@ -31,6 +35,13 @@ final class CoreSession: @unchecked Sendable {
         o.worker_init = initTrampoline
         o.worker_exit = exitTrampoline
         o.hook_ctx = Unmanaged.passUnretained(hooks).toOpaque()
+        o.flags = (c.insights ? UInt32(CPOOL_OPTION_INSIGHTS) : 0) |
+            (observers.capturesOutput ? UInt32(CPOOL_OPTION_CAPTURE_OUTPUT) : 0)
+        let context = Unmanaged.passUnretained(observers).toOpaque()
+        o.on_event = eventTrampoline
+        o.event_ctx = context
+        o.on_output = outputTrampoline
+        o.output_ctx = context
         var h: OpaquePointer?
         let rc = cpool_create(&o, &h)
         guard rc == 0, let h else { throw ProcessPoolError.fromCore(rc) }

@@ -171,25 +171,28 @@ extension ProcessPool {
     /// huge input works. Each element is that task's result or error.
     @inlinable @_disfavoredOverload
     public func imap<Inputs: Sequence, Output: BitwiseCopyable>(
-        _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Output
+        _ inputs: Inputs, chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ body: @escaping @Sendable (Inputs.Element) throws -> Output
     ) throws -> LazyPoolMap<Inputs, Output> where Inputs.Element: BitwiseCopyable {
-        try imap(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize)
+        try imap(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
     /// ``imap(_:chunkSize:_:)`` for `Codable` arguments or results.
     @inlinable
     public func imap<Inputs: Sequence, Output: Codable>(
-        _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Output
+        _ inputs: Inputs, chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ body: @escaping @Sendable (Inputs.Element) throws -> Output
     ) throws -> LazyPoolMap<Inputs, Output> where Inputs.Element: Codable {
-        try imap(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize)
+        try imap(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
     /// ``imap(_:chunkSize:_:)`` with a registered function.
     @inlinable
     public func imap<Inputs: Sequence, Output>(
-        _ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs, chunkSize: Int? = nil
+        _ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs, chunkSize: Int? = nil,
+        progress: ProgressReporting? = nil
     ) throws -> LazyPoolMap<Inputs, Output> {
-        try _lazyMap(function, inputs, chunkSize: chunkSize, ordered: true)
+        try _lazyMap(function, inputs, chunkSize: chunkSize, ordered: true, progress: progress)
     }
 
     /// Like ``imap(_:chunkSize:_:)``, but yields results as their chunks finish
@@ -197,32 +200,38 @@ extension ProcessPool {
     /// order of finishing tell which input a failure belongs to.
     @inlinable @_disfavoredOverload
     public func imapUnordered<Inputs: Sequence, Output: BitwiseCopyable>(
-        _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Output
+        _ inputs: Inputs, chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ body: @escaping @Sendable (Inputs.Element) throws -> Output
     ) throws -> LazyPoolMap<Inputs, Output> where Inputs.Element: BitwiseCopyable {
-        try imapUnordered(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize)
+        try imapUnordered(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
     /// ``imapUnordered(_:chunkSize:_:)`` for `Codable` arguments or results.
     @inlinable
     public func imapUnordered<Inputs: Sequence, Output: Codable>(
-        _ inputs: Inputs, chunkSize: Int? = nil, _ body: @escaping @Sendable (Inputs.Element) throws -> Output
+        _ inputs: Inputs, chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ body: @escaping @Sendable (Inputs.Element) throws -> Output
     ) throws -> LazyPoolMap<Inputs, Output> where Inputs.Element: Codable {
-        try imapUnordered(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize)
+        try imapUnordered(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
     /// ``imapUnordered(_:chunkSize:_:)`` with a registered function.
     @inlinable
     public func imapUnordered<Inputs: Sequence, Output>(
-        _ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs, chunkSize: Int? = nil
+        _ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs, chunkSize: Int? = nil,
+        progress: ProgressReporting? = nil
     ) throws -> LazyPoolMap<Inputs, Output> {
-        try _lazyMap(function, inputs, chunkSize: chunkSize, ordered: false)
+        try _lazyMap(function, inputs, chunkSize: chunkSize, ordered: false, progress: progress)
     }
 
     @inlinable
     func _lazyMap<Inputs: Sequence, Output>(
-        _ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs, chunkSize: Int?, ordered: Bool
+        _ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs, chunkSize: Int?, ordered: Bool,
+        progress: ProgressReporting?
     ) throws -> LazyPoolMap<Inputs, Output> {
         let engine = try LazyMapEngine(pool: self, function: function.function, chunkSize: chunkSize)
+        let known = inputs.underestimatedCount
+        engine.call.reportProgress(progress, total: known > 0 ? known : nil)
         return LazyPoolMap(inputs: inputs, engine: engine, function: function, ordered: ordered)
     }
 }

@@ -22,7 +22,9 @@ final class PoolWorkers: @unchecked Sendable {
     // Guarded by monitor:
     private var session: CoreSession?
     private var users = 0               // leases held now
-    private var queue: [Ticket] = []    // calls waiting for the workers to be forked again
+    // calls waiting for the workers to be forked again
+    private var queue: [Ticket] = [] { didSet { if queue.count != oldValue.count { observers.callsWaiting(queue.count) } } }
+    let observers: PoolObservers
     private var registered: [_TaskFunction] = []
     private var closed = false
     private var _keepAlive: Bool
@@ -42,6 +44,7 @@ final class PoolWorkers: @unchecked Sendable {
     init(_ configuration: ProcessPoolConfiguration) {
         self.configuration = configuration
         hooks = WorkerHooks(configuration)
+        observers = PoolObservers(configuration)
         _keepAlive = configuration.keepAlive
     }
 
@@ -113,7 +116,7 @@ final class PoolWorkers: @unchecked Sendable {
                 session = nil // its function table is full: begin again with a new C pool
             }
         }
-        let s = try CoreSession(configuration, hooks: hooks, functions: registered + functions)
+        let s = try CoreSession(configuration, hooks: hooks, observers: observers, functions: registered + functions)
         session = s
         return s
     }
@@ -159,7 +162,7 @@ final class PoolWorkers: @unchecked Sendable {
         try monitor.withLock {
             guard !closed else { throw ProcessPoolError(.closed) }
             if let s = session { return s }
-            let s = try CoreSession(configuration, hooks: hooks, functions: registered)
+            let s = try CoreSession(configuration, hooks: hooks, observers: observers, functions: registered)
             if !_keepAlive { s.stopWorkers() }
             session = s
             return s
@@ -202,4 +205,5 @@ final class PoolWorkers: @unchecked Sendable {
 
     var workerPIDs: [Int32] { monitor.withLock { session?.workerPIDs() ?? [] } }
     var workerStatistics: [WorkerStatistics] { monitor.withLock { session?.workerStatistics() ?? [] } }
+    var insights: PoolInsights { monitor.withLock { session?.insights() ?? PoolInsights(workers: []) } }
 }

@@ -73,28 +73,31 @@ public final class ProcessPool: @unchecked Sendable {
     /// has not started, so no task waits behind a slow one while a worker is idle.
     @inlinable @_disfavoredOverload
     public func map<Input: BitwiseCopyable, Output: BitwiseCopyable>(
-        _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
+        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> [Output] {
-        try map(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize)
+        try map(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
     /// ``map(_:chunkSize:_:)`` for `Codable` arguments or results (`String`, arrays,
     /// `Data`, your own types).
     @inlinable
     public func map<Input: Codable, Output: Codable>(
-        _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
+        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> [Output] {
-        try map(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize)
+        try map(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
     /// ``map(_:chunkSize:_:)`` with a registered function.
     @inlinable
     public func map<Input, Output>(
-        _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil
+        _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil,
+        progress: ProgressReporting? = nil
     ) throws -> [Output] {
         var out: [Output] = []
         out.reserveCapacity(inputs.count)
-        try _runCall(function, inputs, chunkSize: chunkSize) { round in
+        try _runCall(function, inputs, chunkSize: chunkSize, progress: progress) { round in
             if let f = round.failures.first { throw f.error }
             try round.appendAll(to: &out, function.output)
         }
@@ -105,36 +108,43 @@ public final class ProcessPool: @unchecked Sendable {
     /// each element is that task's result or its error.
     @inlinable @_disfavoredOverload
     public func mapResults<Input: BitwiseCopyable, Output: BitwiseCopyable>(
-        _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
+        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> [Result<Output, any Error>] {
-        try mapResults(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize)
+        try mapResults(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
     /// ``mapResults(_:chunkSize:_:)`` for `Codable` arguments or results.
     @inlinable
     public func mapResults<Input: Codable, Output: Codable>(
-        _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
+        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> [Result<Output, any Error>] {
-        try mapResults(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize)
+        try mapResults(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
     /// ``mapResults(_:chunkSize:_:)`` with a registered function.
     @inlinable
     public func mapResults<Input, Output>(
-        _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil
+        _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil,
+        progress: ProgressReporting? = nil
     ) throws -> [Result<Output, any Error>] {
         var out: [Result<Output, any Error>] = []
         out.reserveCapacity(inputs.count)
-        try _runCall(function, inputs, chunkSize: chunkSize) { round in round.appendResults(to: &out, function.output) }
+        try _runCall(function, inputs, chunkSize: chunkSize, progress: progress) { round in round.appendResults(to: &out, function.output) }
         return out
     }
 
     /// The rounds of a blocking call: stage, run, hand each ended round to `collect`.
     @inlinable
     func _runCall<Input, Output>(_ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int?,
-                                 _ collect: (_Round) throws -> Void) throws {
-        if inputs.isEmpty { return }
+                                 progress: ProgressReporting?, _ collect: (_Round) throws -> Void) throws {
+        if inputs.isEmpty {
+            ProgressReporting._reportNothing(progress)
+            return
+        }
         let call = try _Call(pool: self, function: function.function)
+        call.reportProgress(progress, total: inputs.count)
         defer { call.end() }
         try inputs.withUnsafeBufferPointer { buffer in
             var done = 0
@@ -157,26 +167,33 @@ public final class ProcessPool: @unchecked Sendable {
     /// started are dropped, running ones have their workers killed and replaced).
     @inlinable @_disfavoredOverload
     public func map<Input: BitwiseCopyable, Output: BitwiseCopyable>(
-        _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
+        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ body: @escaping @Sendable (Input) throws -> Output
     ) async throws -> [Output] {
-        try await map(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize)
+        try await map(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
     /// The async ``map(_:chunkSize:_:)`` for `Codable` arguments or results.
     @inlinable
     public func map<Input: Codable, Output: Codable>(
-        _ inputs: [Input], chunkSize: Int? = nil, _ body: @escaping @Sendable (Input) throws -> Output
+        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ body: @escaping @Sendable (Input) throws -> Output
     ) async throws -> [Output] {
-        try await map(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize)
+        try await map(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
     /// The async ``map(_:chunkSize:_:)`` with a registered function.
     @inlinable
     public func map<Input, Output>(
-        _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil
+        _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil,
+        progress: ProgressReporting? = nil
     ) async throws -> [Output] {
-        if inputs.isEmpty { return [] }
+        if inputs.isEmpty {
+            ProgressReporting._reportNothing(progress)
+            return []
+        }
         let call = try await _leaseAsync(function.function)
+        call.reportProgress(progress, total: inputs.count)
         defer { call.end() }
         var out: [Output] = []
         out.reserveCapacity(inputs.count)
@@ -330,6 +347,10 @@ public final class ProcessPool: @unchecked Sendable {
 
     /// Per worker slot statistics of the pool's workers.
     public var workerStatistics: [WorkerStatistics] { workers.workerStatistics }
+
+    /// Where each worker's time went so far (see ``ProcessPoolConfiguration/insights``);
+    /// `print(pool.insights)` shows a short table. Empty before the first call.
+    public var insights: PoolInsights { workers.insights }
 }
 
 /// A function the workers run, with how its arguments and results cross: made by
