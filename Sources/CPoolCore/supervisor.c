@@ -179,6 +179,14 @@ static uint32_t replacements_due(cpool__pool_t *p, uint32_t *due) {
     if (p->broken || p->state == POOL_TERMINATED) return 0;
     for (uint32_t w = 0; w < p->workers; w++) {
         if (!p->w[w].respawn || p->w[w].pid) continue;
+        const cpool__worker_ctl_t *c = &p->region.ctl[w];
+        if (p->state != POOL_OPEN &&
+            atomic_load(&c->from_worker.task_tail) == atomic_load(&c->to_worker.task_head)) {
+            /* Closed, and nothing queued for the slot: a replacement would only be
+             * forked to leave (or, during a destroy, be killed). */
+            p->w[w].respawn = 0;
+            continue;
+        }
         if (!p->paused && p->state == POOL_OPEN)
             atomic_store(&p->region.ctl[w].to_worker.stop, STOP_NONE); /* after a stop */
         /* Counted before the fork: the new process may run tasks, and its caller see

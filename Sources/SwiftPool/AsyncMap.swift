@@ -1,4 +1,4 @@
-/// The async shape of ``ProcessPool/imap(_:chunkSize:_:)``: results as an
+/// The async shape of `imap(_:chunkSize:progress:_:)`: results as an
 /// `AsyncSequence`. Waiting happens on a separate thread, a chunk at a time, never on a
 /// Swift concurrency thread. Cancelling the consuming task (or dropping the iteration)
 /// drops the chunks not yet run and kills the workers running the others; they are
@@ -49,7 +49,8 @@ where Inputs: SendableMetatype {
 }
 
 /// A lazy map driven from another thread, one chunk of results at a time.
-public final class _BlockingSource<Iterator: IteratorProtocol>: @unchecked Sendable {
+@usableFromInline
+final class _BlockingSource<Iterator: IteratorProtocol>: @unchecked Sendable {
     private var iterator: Iterator
     private let cancelHook: @Sendable () -> Void
     private let monitor = Monitor()
@@ -87,8 +88,8 @@ extension LazyPoolMap: _HasReady {
 }
 
 extension ProcessPool {
-    /// ``imap(_:chunkSize:_:)`` as an `AsyncSequence` for async code; `ordered: false`
-    /// gives ``imapUnordered(_:chunkSize:_:)``'s order.
+    /// `imap(_:chunkSize:progress:_:)` as an `AsyncSequence` for async code; `ordered: false`
+    /// gives `imapUnordered(_:chunkSize:progress:_:)`'s order.
     @inlinable @_disfavoredOverload
     public func mapStream<Inputs: Sequence, Output: BitwiseCopyable>(
         _ inputs: Inputs, chunkSize: Int? = nil, ordered: Bool = true,
@@ -98,7 +99,7 @@ extension ProcessPool {
                       ordered: ordered, progress: progress)
     }
 
-    /// ``mapStream(_:chunkSize:ordered:_:)`` for `Codable` arguments or results.
+    /// `mapStream(_:chunkSize:ordered:progress:_:)` for `Codable` arguments or results.
     @inlinable
     public func mapStream<Inputs: Sequence, Output: Codable>(
         _ inputs: Inputs, chunkSize: Int? = nil, ordered: Bool = true,
@@ -108,7 +109,7 @@ extension ProcessPool {
                       ordered: ordered, progress: progress)
     }
 
-    /// ``mapStream(_:chunkSize:ordered:_:)`` with a registered function.
+    /// `mapStream(_:chunkSize:ordered:progress:_:)` with a registered function.
     @inlinable
     public func mapStream<Inputs: Sequence, Output>(
         _ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs, chunkSize: Int? = nil,

@@ -5,7 +5,7 @@ public import Logging
 /// How a ``ProcessPool`` runs its workers.
 ///
 /// A plain `Sendable` value: build one, change what you need, hand it to
-/// ``ProcessPool/init(_:)`` or ``withProcessPool(_:_:)``.
+/// ``ProcessPool/init(_:)`` or `withProcessPool(_:_:)`.
 public struct ProcessPoolConfiguration: Sendable {
     /// Worker processes. Default: the CPUs this process may run on (its affinity mask),
     /// as `cpool_cpu_count()` reports them.
@@ -14,7 +14,7 @@ public struct ProcessPoolConfiguration: Sendable {
     /// Keep the workers alive between calls (mpire's `keep_alive`). Off: each call forks
     /// fresh workers, which see every closure that exists at that moment, and stops them
     /// afterwards. On: workers survive between calls; functions made with
-    /// ``ProcessPool/register(_:)`` before the workers start run on them without a
+    /// `register(_:)` before the workers start run on them without a
     /// restart, while any other closure makes the pool restart its workers first
     /// (a forked worker cannot see a closure created after it was forked). Worker init
     /// and exit hooks run once per worker process, not once per call, when it is on.

@@ -3,8 +3,8 @@ internal import CPoolCore
 import Glibc
 #endif
 
-/// The engine of ``ProcessPool/imap(_:chunkSize:_:)`` and
-/// ``ProcessPool/imapUnordered(_:chunkSize:_:)``: one call whose rounds are the chunks
+/// The engine of `imap(_:chunkSize:progress:_:)` and
+/// `imapUnordered(_:chunkSize:progress:_:)`: one call whose rounds are the chunks
 /// of the input as the iteration reads it, a bounded number in flight. Not generic: the
 /// typed iterator around it stages inputs and reads results.
 @usableFromInline
@@ -86,8 +86,8 @@ final class LazyMapEngine: @unchecked Sendable {
     }
 }
 
-/// The results of ``ProcessPool/imap(_:chunkSize:_:)`` or
-/// ``ProcessPool/imapUnordered(_:chunkSize:_:)``, computed as the iteration goes: each
+/// The results of `imap(_:chunkSize:progress:_:)` or
+/// `imapUnordered(_:chunkSize:progress:_:)`, computed as the iteration goes: each
 /// element is one task's result or its error (a ``ProcessPoolError``'s
 /// ``ProcessPoolError/taskIndex`` names the task). Iterate it once.
 public struct LazyPoolMap<Inputs: Sequence, Output>: Sequence, IteratorProtocol {
@@ -177,7 +177,7 @@ extension ProcessPool {
         try imap(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
-    /// ``imap(_:chunkSize:_:)`` for `Codable` arguments or results.
+    /// `imap(_:chunkSize:progress:_:)` for `Codable` arguments or results.
     @inlinable
     public func imap<Inputs: Sequence, Output: Codable>(
         _ inputs: Inputs, chunkSize: Int? = nil, progress: ProgressReporting? = nil,
@@ -186,7 +186,7 @@ extension ProcessPool {
         try imap(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
-    /// ``imap(_:chunkSize:_:)`` with a registered function.
+    /// `imap(_:chunkSize:progress:_:)` with a registered function.
     @inlinable
     public func imap<Inputs: Sequence, Output>(
         _ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs, chunkSize: Int? = nil,
@@ -195,7 +195,7 @@ extension ProcessPool {
         try _lazyMap(function, inputs, chunkSize: chunkSize, ordered: true, progress: progress)
     }
 
-    /// Like ``imap(_:chunkSize:_:)``, but yields results as their chunks finish
+    /// Like `imap(_:chunkSize:progress:_:)`, but yields results as their chunks finish
     /// (multiprocessing's `imap_unordered`); ``ProcessPoolError/taskIndex`` and the
     /// order of finishing tell which input a failure belongs to.
     @inlinable @_disfavoredOverload
@@ -206,7 +206,7 @@ extension ProcessPool {
         try imapUnordered(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
-    /// ``imapUnordered(_:chunkSize:_:)`` for `Codable` arguments or results.
+    /// `imapUnordered(_:chunkSize:progress:_:)` for `Codable` arguments or results.
     @inlinable
     public func imapUnordered<Inputs: Sequence, Output: Codable>(
         _ inputs: Inputs, chunkSize: Int? = nil, progress: ProgressReporting? = nil,
@@ -215,7 +215,7 @@ extension ProcessPool {
         try imapUnordered(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
-    /// ``imapUnordered(_:chunkSize:_:)`` with a registered function.
+    /// `imapUnordered(_:chunkSize:progress:_:)` with a registered function.
     @inlinable
     public func imapUnordered<Inputs: Sequence, Output>(
         _ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs, chunkSize: Int? = nil,

@@ -1,3 +1,7 @@
+#if !os(Linux)
+#error("SwiftPool runs on Linux only (5.3 or later, for pidfd_open); see the README's requirements.")
+#endif
+
 /// A pool of worker processes that runs Swift closures in parallel, isolated: a task that
 /// crashes or hangs fails alone, with a ``ProcessPoolError``, and the pool goes on.
 ///
@@ -49,7 +53,7 @@ public final class ProcessPool: @unchecked Sendable {
         _register(PoolFunction(body, input: .bitwise(), output: .bitwise()))
     }
 
-    /// ``register(_:)`` for `Codable` arguments or results.
+    /// `register(_:)` for `Codable` arguments or results.
     @inlinable
     public func register<Input: Codable, Output: Codable>(
         _ body: @escaping @Sendable (Input) throws -> Output
@@ -67,7 +71,7 @@ public final class ProcessPool: @unchecked Sendable {
 
     /// Runs `body` on every input in the workers and returns the results in input order
     /// (multiprocessing's `map`). Throws the first failure in input order; the
-    /// ``mapResults(_:chunkSize:_:)`` variant returns every task's result or error.
+    /// `mapResults(_:chunkSize:progress:_:)` variant returns every task's result or error.
     /// `chunkSize`: tasks sent to a worker at a time; `nil` chooses chunks that shrink
     /// as the input drains. Either way an idle worker takes over tasks that a busy one
     /// has not started, so no task waits behind a slow one while a worker is idle.
@@ -79,7 +83,7 @@ public final class ProcessPool: @unchecked Sendable {
         try map(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
-    /// ``map(_:chunkSize:_:)`` for `Codable` arguments or results (`String`, arrays,
+    /// `map(_:chunkSize:progress:_:)` for `Codable` arguments or results (`String`, arrays,
     /// `Data`, your own types).
     @inlinable
     public func map<Input: Codable, Output: Codable>(
@@ -89,7 +93,7 @@ public final class ProcessPool: @unchecked Sendable {
         try map(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
-    /// ``map(_:chunkSize:_:)`` with a registered function.
+    /// `map(_:chunkSize:progress:_:)` with a registered function.
     @inlinable
     public func map<Input, Output>(
         _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil,
@@ -104,7 +108,7 @@ public final class ProcessPool: @unchecked Sendable {
         return out
     }
 
-    /// Like ``map(_:chunkSize:_:)``, but one task's failure never hides the others:
+    /// Like `map(_:chunkSize:progress:_:)`, but one task's failure never hides the others:
     /// each element is that task's result or its error.
     @inlinable @_disfavoredOverload
     public func mapResults<Input: BitwiseCopyable, Output: BitwiseCopyable>(
@@ -114,7 +118,7 @@ public final class ProcessPool: @unchecked Sendable {
         try mapResults(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
-    /// ``mapResults(_:chunkSize:_:)`` for `Codable` arguments or results.
+    /// `mapResults(_:chunkSize:progress:_:)` for `Codable` arguments or results.
     @inlinable
     public func mapResults<Input: Codable, Output: Codable>(
         _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
@@ -123,7 +127,7 @@ public final class ProcessPool: @unchecked Sendable {
         try mapResults(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
-    /// ``mapResults(_:chunkSize:_:)`` with a registered function.
+    /// `mapResults(_:chunkSize:progress:_:)` with a registered function.
     @inlinable
     public func mapResults<Input, Output>(
         _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil,
@@ -162,7 +166,7 @@ public final class ProcessPool: @unchecked Sendable {
 
     // MARK: - async map
 
-    /// ``map(_:chunkSize:_:)`` from async code: waits without blocking a Swift
+    /// `map(_:chunkSize:progress:_:)` from async code: waits without blocking a Swift
     /// concurrency thread, and cancelling the Swift task cancels the map (tasks not
     /// started are dropped, running ones have their workers killed and replaced).
     @inlinable @_disfavoredOverload
@@ -173,7 +177,7 @@ public final class ProcessPool: @unchecked Sendable {
         try await map(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
-    /// The async ``map(_:chunkSize:_:)`` for `Codable` arguments or results.
+    /// The async `map(_:chunkSize:progress:_:)` for `Codable` arguments or results.
     @inlinable
     public func map<Input: Codable, Output: Codable>(
         _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
@@ -182,7 +186,7 @@ public final class ProcessPool: @unchecked Sendable {
         try await map(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
     }
 
-    /// The async ``map(_:chunkSize:_:)`` with a registered function.
+    /// The async `map(_:chunkSize:progress:_:)` with a registered function.
     @inlinable
     public func map<Input, Output>(
         _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil,
@@ -232,7 +236,7 @@ public final class ProcessPool: @unchecked Sendable {
         try apply(PoolFunction(body, input: .bitwise(), output: .bitwise()), input)
     }
 
-    /// ``apply(_:_:)`` for `Codable` arguments or results.
+    /// `apply(_:_:)` for `Codable` arguments or results.
     @inlinable
     public func apply<Input: Codable, Output: Codable>(
         _ input: Input, _ body: @escaping @Sendable (Input) throws -> Output
@@ -240,7 +244,7 @@ public final class ProcessPool: @unchecked Sendable {
         try apply(PoolFunction(body, input: .codable(), output: .codable()), input)
     }
 
-    /// ``apply(_:_:)`` with a registered function.
+    /// `apply(_:_:)` with a registered function.
     @inlinable
     public func apply<Input, Output>(_ function: PoolFunction<Input, Output>, _ input: Input) throws -> Output {
         try map(function, [input], chunkSize: 1)[0]
@@ -261,7 +265,7 @@ public final class ProcessPool: @unchecked Sendable {
                onFailure: onFailure)
     }
 
-    /// ``submit(_:_:onSuccess:onFailure:)`` for `Codable` arguments or results.
+    /// `submit(_:_:onSuccess:onFailure:)` for `Codable` arguments or results.
     @inlinable
     public func submit<Input: Codable, Output: Codable>(
         _ input: Input, _ body: @escaping @Sendable (Input) throws -> Output,
@@ -271,7 +275,7 @@ public final class ProcessPool: @unchecked Sendable {
                onFailure: onFailure)
     }
 
-    /// ``submit(_:_:onSuccess:onFailure:)`` with a registered function.
+    /// `submit(_:_:onSuccess:onFailure:)` with a registered function.
     @inlinable
     public func submit<Input, Output>(
         _ function: PoolFunction<Input, Output>, _ input: Input,
@@ -311,7 +315,7 @@ public final class ProcessPool: @unchecked Sendable {
         try await run(PoolFunction({ (_: UInt8) in try body() }, input: .bitwise(), output: .bitwise()))
     }
 
-    /// ``run(_:)`` for a `Codable` result.
+    /// `run(_:)` for a `Codable` result.
     @inlinable
     public func run<Output: Codable>(_ body: @escaping @Sendable () throws -> Output) async throws -> Output {
         try await run(PoolFunction({ (_: UInt8) in try body() }, input: .bitwise(), output: .codable()))
@@ -354,7 +358,7 @@ public final class ProcessPool: @unchecked Sendable {
 }
 
 /// A function the workers run, with how its arguments and results cross: made by
-/// ``ProcessPool/register(_:)`` (then workers forked after it run it without a restart)
+/// `register(_:)` (then workers forked after it run it without a restart)
 /// and by every call that takes a closure.
 public struct PoolFunction<Input, Output>: @unchecked Sendable {
     @usableFromInline let function: _TaskFunction
@@ -423,7 +427,7 @@ public func withProcessPool<T>(
     }
 }
 
-/// ``withProcessPool(_:_:)`` for async code.
+/// `withProcessPool(_:_:)` for async code.
 public func withProcessPool<T>(
     _ configuration: ProcessPoolConfiguration = .init(), _ body: (ProcessPool) async throws -> T
 ) async rethrows -> T {

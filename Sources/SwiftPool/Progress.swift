@@ -35,7 +35,7 @@ public struct MapProgress: Sendable, Equatable {
 }
 
 /// What a map-like call does with its progress: hand it to a closure, throttled, or draw
-/// a progress bar (``bar(_:)``).
+/// a progress bar (``bar(_:interval:)``).
 ///
 /// The handler runs on whichever thread waits for the call's tasks (the caller's thread
 /// for a blocking call), at most once per `interval` while tasks end, and always once
@@ -81,6 +81,7 @@ final class _ProgressTracker: @unchecked Sendable {
     private let clock = ContinuousClock()
     private let start: ContinuousClock.Instant
     private var lastReport: ContinuousClock.Instant?
+    private var lastReported: (done: Int, failed: Int)?
     private var doneBefore = 0, failedBefore = 0
     private var finished = false
     private let monitor = Monitor()
@@ -123,9 +124,12 @@ final class _ProgressTracker: @unchecked Sendable {
         let progress: MapProgress? = monitor.withLock {
             if !force, let last = lastReport, now - last < reporting.interval { return nil }
             if !force && finished { return nil }
+            let counts = (done: doneBefore + done, failed: failedBefore + failed)
+            // The end of the last round was reported already: the end of the call adds nothing.
+            if force, let last = lastReported, last == counts { return nil }
             lastReport = now
-            return MapProgress(done: doneBefore + done, failed: failedBefore + failed, total: total,
-                               elapsed: now - start)
+            lastReported = counts
+            return MapProgress(done: counts.done, failed: counts.failed, total: total, elapsed: now - start)
         }
         if let progress { reporting.handler(progress) }
     }

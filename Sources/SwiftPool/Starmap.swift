@@ -9,7 +9,7 @@ extension ProcessPool {
         try map(inputs, chunkSize: chunkSize, progress: progress) { try body($0.0, $0.1) }
     }
 
-    /// ``starmap(_:chunkSize:_:)`` for `Codable` arguments or results.
+    /// `starmap(_:chunkSize:progress:_:)` for `Codable` arguments or results.
     @inlinable
     public func starmap<A: Codable, B: Codable, Output: Codable>(
         _ inputs: [(A, B)], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
@@ -18,7 +18,7 @@ extension ProcessPool {
         try map(inputs.map { _Arguments2($0.0, $0.1) }, chunkSize: chunkSize, progress: progress) { try body($0.a, $0.b) }
     }
 
-    /// ``starmap(_:chunkSize:_:)`` with three arguments per task.
+    /// `starmap(_:chunkSize:progress:_:)` with three arguments per task.
     @inlinable @_disfavoredOverload
     public func starmap<A: BitwiseCopyable, B: BitwiseCopyable, C: BitwiseCopyable, Output: BitwiseCopyable>(
         _ inputs: [(A, B, C)], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
@@ -27,7 +27,7 @@ extension ProcessPool {
         try map(inputs, chunkSize: chunkSize, progress: progress) { try body($0.0, $0.1, $0.2) }
     }
 
-    /// ``starmap(_:chunkSize:_:)`` with three `Codable` arguments per task.
+    /// `starmap(_:chunkSize:progress:_:)` with three `Codable` arguments per task.
     @inlinable
     public func starmap<A: Codable, B: Codable, C: Codable, Output: Codable>(
         _ inputs: [(A, B, C)], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
@@ -38,18 +38,20 @@ extension ProcessPool {
 }
 
 /// Two arguments of a task, as one `Codable` value.
-public struct _Arguments2<A: Codable, B: Codable>: Codable {
-    public var a: A, b: B
-    @inlinable public init(_ a: A, _ b: B) {
+@usableFromInline
+struct _Arguments2<A: Codable, B: Codable>: Codable {
+    @usableFromInline var a: A, b: B
+    @inlinable init(_ a: A, _ b: B) {
         self.a = a
         self.b = b
     }
 }
 
 /// Three arguments of a task, as one `Codable` value.
-public struct _Arguments3<A: Codable, B: Codable, C: Codable>: Codable {
-    public var a: A, b: B, c: C
-    @inlinable public init(_ a: A, _ b: B, _ c: C) {
+@usableFromInline
+struct _Arguments3<A: Codable, B: Codable, C: Codable>: Codable {
+    @usableFromInline var a: A, b: B, c: C
+    @inlinable init(_ a: A, _ b: B, _ c: C) {
         self.a = a
         self.b = b
         self.c = c

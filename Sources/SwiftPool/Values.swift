@@ -4,20 +4,21 @@ import Foundation
 /// trivially copyable elements (`[UInt8]`, `[Double]`, `[SIMD4<Float>]`, ...) and `Data`.
 /// `String` crosses as its UTF-8 the same way. Only when `_isRaw`: an array of strings
 /// takes the binary form.
-public protocol _RawBytes {
+@usableFromInline
+protocol _RawBytes {
     static var _isRaw: Bool { get }
     func _withRawBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
     static func _fromRawBytes(_ bytes: UnsafeRawBufferPointer) throws -> Self
 }
 
 extension Array: _RawBytes {
-    public static var _isRaw: Bool { _isPOD(Element.self) }
+    @usableFromInline static var _isRaw: Bool { _isPOD(Element.self) }
 
-    public func _withRawBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    @usableFromInline func _withRawBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withUnsafeBufferPointer { try body(UnsafeRawBufferPointer($0)) }
     }
 
-    public static func _fromRawBytes(_ bytes: UnsafeRawBufferPointer) throws -> [Element] {
+    @usableFromInline static func _fromRawBytes(_ bytes: UnsafeRawBufferPointer) throws -> [Element] {
         let stride = MemoryLayout<Element>.stride
         guard stride > 0 else { return [] }
         guard bytes.count % stride == 0 else {
@@ -34,13 +35,13 @@ extension Array: _RawBytes {
 }
 
 extension Data: _RawBytes {
-    public static var _isRaw: Bool { true }
+    @usableFromInline static var _isRaw: Bool { true }
 
-    public func _withRawBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    @usableFromInline func _withRawBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withUnsafeBytes(body)
     }
 
-    public static func _fromRawBytes(_ bytes: UnsafeRawBufferPointer) throws -> Data { Data(bytes) }
+    @usableFromInline static func _fromRawBytes(_ bytes: UnsafeRawBufferPointer) throws -> Data { Data(bytes) }
 }
 
 /// An input of variable size as a task sees it: where its bytes are in shared memory.
@@ -63,7 +64,8 @@ struct _VariableInput: BitwiseCopyable {
 /// Fixed-size inputs are records of the C map; variable-size inputs are staged in shared
 /// memory with a `_VariableInput` record each; variable-size results travel as the
 /// tasks' outputs (`cpool_task_output`), of any size.
-public struct _Codec<T>: @unchecked Sendable {
+@usableFromInline
+struct _Codec<T>: @unchecked Sendable {
     /// The stride of a fixed-size value; nil for values of variable size.
     @usableFromInline let fixedStride: Int?
     /// Raw kinds: hands the value's own bytes to `body`, no copy; nil for other kinds.
@@ -87,7 +89,8 @@ public struct _Codec<T>: @unchecked Sendable {
 
     /// Values copied as bytes.
     @inlinable
-    public static func bitwise() -> _Codec<T> {
+    @usableFromInline
+    static func bitwise() -> _Codec<T> {
         _Codec(fixedStride: MemoryLayout<T>.stride, withRawBytes: nil,
                append: { v, sink in withUnsafeBytes(of: v) { sink.append($0) } },
                decode: { $0.loadUnaligned(as: T.self) })
@@ -96,7 +99,8 @@ public struct _Codec<T>: @unchecked Sendable {
     /// The fastest form `T` has: bytes for trivially copyable types, raw bytes for
     /// strings, arrays and `Data`, else the binary form.
     @inlinable
-    public static func codable() -> _Codec<T> where T: Codable {
+    @usableFromInline
+    static func codable() -> _Codec<T> where T: Codable {
         if _isPOD(T.self) { return bitwise() }
         if T.self == String.self {
             return _rawKind({ v, body in

@@ -10,14 +10,16 @@ nonisolated(unsafe) var currentWorkerID: Int? = nil
 /// A chunk of tasks as the C core hands it over: input and output base addresses and
 /// strides, the number of items, and where to store the index of the item being run.
 /// Returns 0, or -1 after setting the index of the item whose closure threw.
-public typealias _ChunkRunner = (
+@usableFromInline
+typealias _ChunkRunner = (
     _ input: UnsafeRawPointer, _ inStride: Int, _ output: UnsafeMutableRawPointer, _ outStride: Int,
     _ count: Int, _ progress: UnsafeMutablePointer<Int>
 ) -> Int64
 
 /// A closure ready to run in workers: the chunk loop, specialized in the caller's module
 /// for its argument and result types, and the sizes of one item.
-public final class _TaskFunction: @unchecked Sendable {
+@usableFromInline
+final class _TaskFunction: @unchecked Sendable {
     @usableFromInline let run: _ChunkRunner
     @usableFromInline let inStride: Int
     @usableFromInline let outStride: Int

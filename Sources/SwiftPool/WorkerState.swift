@@ -3,7 +3,8 @@
 /// that function on that worker. Each worker has its own copy (the box is copied into
 /// every worker by fork), so tasks never share or lock it; with keep-alive and a
 /// registered function it lives on between calls.
-public final class _WorkerState<State>: @unchecked Sendable {
+@usableFromInline
+final class _WorkerState<State>: @unchecked Sendable {
     @usableFromInline var state: State?
     @usableFromInline let make: @Sendable (_ workerID: Int) -> State
 
@@ -18,7 +19,7 @@ public final class _WorkerState<State>: @unchecked Sendable {
 }
 
 extension ProcessPool {
-    /// ``map(_:chunkSize:_:)`` where every task also gets its worker's state, made by
+    /// `map(_:chunkSize:progress:_:)` where every task also gets its worker's state, made by
     /// `workerState` on the worker's first task of this call.
     @inlinable
     public func map<State, Input: BitwiseCopyable, Output: BitwiseCopyable>(
@@ -30,7 +31,7 @@ extension ProcessPool {
         return try map(inputs, chunkSize: chunkSize) { x in try box.with { try body(&$0, x) } }
     }
 
-    /// ``register(_:)`` with per-worker state that keep-alive workers keep between calls.
+    /// `register(_:)` with per-worker state that keep-alive workers keep between calls.
     @inlinable
     public func register<State, Input: BitwiseCopyable, Output: BitwiseCopyable>(
         workerState: @escaping @Sendable (_ workerID: Int) -> State,

@@ -193,12 +193,14 @@ static void shouldTellWhereEachWorkersTimeWent(void) {
     for (int i = 0; i < N; i++) in[i] = 1;
     in[13] = 40;
     in[27] = 25;
+    int64_t first = 0, r;
+    CHECK_RC(cpool_apply(p, nap, &first, 8, &r, 8, 0, NULL), 0); /* the worker is up */
     usleep(30000); /* idle: waiting time */
     CHECK_RC(cpool_map(p, nap, in, 8, out, 8, N, 0, NULL), 0);
     cpool_worker_insights_t in0;
     CHECK_RC(cpool_worker_insights(p, 0, &in0), 0);
     CHECK_EQ(in0.processes, 1);
-    CHECK_EQ(in0.tasks_done, N);
+    CHECK_EQ(in0.tasks_done, N + 1);
     CHECK(in0.init_ns >= 20000000u);
     CHECK(in0.startup_ns >= in0.init_ns);
     CHECK(in0.working_ns >= 103000000u); /* 38 + 40 + 25 ms of sleeping */
@@ -273,11 +275,13 @@ static void shouldHandOnEveryLineAWorkerPrintsOnceWhenCaptured(void) {
     cpool_pool_t *p = make_pool_with(&o);
     cpool_fn_t pr = cpool_register(p, "print", "i64(i64)", (cpool_any_fn_t)t_print_lines, 0);
     enum { N = 200 };
-    int64_t in[N + 2], out[N + 2];
+    int64_t in[N + 1], out[N + 1];
     for (int i = 0; i < N; i++) in[i] = i;
     in[N] = -1;
-    in[N + 1] = -2;
-    CHECK_RC(cpool_map(p, pr, in, 8, out, 8, N + 2, 0, NULL), 0);
+    CHECK_RC(cpool_map(p, pr, in, 8, out, 8, N + 1, 0, NULL), 0);
+    /* Last, a line without its newline (printed before another, it would begin it). */
+    int64_t tail = -2, r;
+    CHECK_RC(cpool_apply(p, pr, &tail, 8, &r, 8, 0, NULL), 0);
     /* The last partial line comes when the worker leaves (gracefully: a destroy of an
      * open pool kills its workers). */
     CHECK_RC(cpool_close(p), 0);

@@ -1,3 +1,4 @@
+import Logging
 import Testing
 import SwiftPool
 
@@ -29,4 +30,18 @@ struct Rejected: Error, Codable { var id: Int }
     #expect(first == [1, 4, 9, 16])
     #expect(try handle.get() == 42)
     #expect(answer == 42)
+}
+
+/// The README's "Watching a pool" example, with a real logger and real files.
+@Test func readmeWatchingExampleWorks() throws {
+    let logger = Logger(label: "readme")
+    let files = (0..<20).map { "/proc/self/stat\($0 % 2 == 0 ? "" : "us")" }
+    @Sendable func sha256(of path: String) throws -> Int { path.utf8.reduce(0) { $0 &* 31 &+ Int($1) } }
+    let pool = ProcessPool(.init(insights: true,                  // time every task and hook
+                                 workerOutput: .logger(logger),   // print() in a task → the Logger
+                                 logger: logger))                 // crashes, timeouts, replacements
+    let hashes = try pool.map(files, progress: .bar("hashing")) { try sha256(of: $0) }
+    print(pool.insights)                                          // per worker: start-up, working, waiting, slowest tasks
+    #expect(hashes == (try files.map(sha256)))
+    #expect(pool.insights.workers.reduce(0) { $0 + $1.tasksDone } == 20)
 }
