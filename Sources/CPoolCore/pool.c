@@ -177,6 +177,16 @@ static int workers_gone(const cpool__pool_t *p) {
     return 1;
 }
 
+/* No process in any slot and none about to be forked: a replacement due or in flight
+ * keeps `respawn` set until spawn publishes its pid (or the supervisor drops it), except
+ * in a terminated or broken pool, which forks none. Locks held: p->lock. */
+static int workers_settled(const cpool__pool_t *p) {
+    const int forks = p->state != POOL_TERMINATED && !p->broken;
+    for (uint32_t w = 0; w < p->workers; w++)
+        if (p->w[w].pid || (forks && p->w[w].respawn)) return 0;
+    return 1;
+}
+
 static int jobs_ended(void *arg) {
     cpool__pool_t *p = arg;
     pthread_mutex_lock(&p->lock);
@@ -210,8 +220,11 @@ static int join_pool(cpool__pool_t *p, uint64_t timeout_ns) {
         if (!atomic_load(&c->to_worker.stop)) atomic_store(&c->to_worker.stop, STOP_WHEN_DRAINED);
         cpool__wake(&c->to_worker.wake_seq);
     }
+    pthread_mutex_unlock(&p->lock);
+    cpool__supervisor_poke(p); /* to settle replacements that are due */
+    pthread_mutex_lock(&p->lock);
     int rc = 0;
-    while (!workers_gone(p) && rc == 0) {
+    while (!workers_settled(p) && rc == 0) {
         if (deadline && cpool__now_ns() >= deadline) rc = -ETIMEDOUT;
         else cpool__pool_wait_changed(p, deadline ? deadline : cpool__now_ns() + 100000000u);
     }

@@ -185,6 +185,7 @@ static uint32_t replacements_due(cpool__pool_t *p, uint32_t *due) {
             /* Closed, and nothing queued for the slot: a replacement would only be
              * forked to leave (or, during a destroy, be killed). */
             p->w[w].respawn = 0;
+            pthread_cond_broadcast(&p->changed); /* a join waits for this */
             continue;
         }
         if (!p->paused && p->state == POOL_OPEN)

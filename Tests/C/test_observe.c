@@ -149,6 +149,34 @@ static void shouldTellEveryWorkersStartAndEndAsAnEvent(void) {
     }
 }
 
+/* A join right after a worker was killed: the replacement the supervisor is forking
+ * then is waited for (it leaves at once, the pool being closed) or never forked; none
+ * is left to the destroy's kill, and every start has its end event. */
+static void shouldEndEveryWorkerThatStartedWhenJoinedRightAfterAKill(void) {
+    for (int round = 0; round < 30; round++) {
+        seen_events_t s = {.lock = PTHREAD_MUTEX_INITIALIZER};
+        cpool_options_t o;
+        cpool_options_init(&o);
+        o.workers = 1;
+        o.on_event = on_event;
+        o.event_ctx = &s;
+        cpool_pool_t *p = make_pool_with(&o);
+        cpool_fn_t nap = cpool_register(p, "sleep", "i64(i64)", (cpool_any_fn_t)t_sleep_ms, 0);
+        int64_t x = 5000, r;
+        CHECK_RC(cpool_apply(p, nap, &x, 8, &r, 8, 5000000u, NULL), CPOOL_E_TASK_TIMEOUT);
+        CHECK_RC(cpool_close(p), 0);
+        CHECK_RC(cpool_join(p, 10000000000ull), 0);
+        cpool_destroy(p);
+        const int started = count_kind(&s, CPOOL_EVENT_WORKER_STARTED, -1);
+        const int ended = count_kind(&s, CPOOL_EVENT_WORKER_EXITED, -1) +
+                          count_kind(&s, CPOOL_EVENT_TASK_TIMED_OUT, -1) +
+                          count_kind(&s, CPOOL_EVENT_KILLED, -1);
+        CHECK_EQ(count_kind(&s, CPOOL_EVENT_KILLED, -1), 0);
+        CHECK_EQ(started, ended);
+        if (started != ended) break;
+    }
+}
+
 static int failing_init(uint32_t w, void *ctx) {
     (void)w;
     (void)ctx;
@@ -354,6 +382,7 @@ int main(void) {
     watchdog(120);
     RUN(shouldReportAJobsProgressUpToItsEnd);
     RUN(shouldTellEveryWorkersStartAndEndAsAnEvent);
+    RUN(shouldEndEveryWorkerThatStartedWhenJoinedRightAfterAKill);
     RUN(shouldTellAnInitThatFailsAndThePoolItBreaks);
     RUN(shouldTellWhereEachWorkersTimeWent);
     RUN(shouldHandOnEveryLineAWorkerPrintsOnceWhenCaptured);
