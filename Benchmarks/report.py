@@ -68,6 +68,8 @@ def cpu_model():
 ROWS = [
     ("tiny_swift", "tiny", "tiny: Swift `map { $0 * $0 }` over 1M Int, default (fresh workers per call)", True, ("abs", 150e6)),
     ("tiny_swift_keepalive", "tiny", "tiny: Swift, keep-alive, registered function", True, None),
+    ("tiny_progress_swift", "tiny_progress", "tiny, observed: the keep-alive map with a progress handler (Python: tqdm over `imap`; mpire's progress bar)", True, ("row", "tiny_swift_keepalive", 1.05)),
+    ("tiny_insights_swift", "tiny_insights", "tiny, with insights: every task timed (mpire: `enable_insights`)", True, None),
     ("latency_swift_p50", "latency_p50", "latency: Swift `apply` p50, warm (keep-alive)", False, ("abs", 5)),
     ("latency_swift_p99", "latency_p99", "latency: Swift `apply` p99, warm (keep-alive)", False, None),
     ("cpu_5ms_swift", "cpu_5ms", "cpu: 64 tasks of 5 ms, parallel efficiency (same work per task on both sides)", True, ("abs", 0.97)),

@@ -421,6 +421,16 @@ def main():
 
     with mp.Pool(WORKERS) as pool:
         tiny("multiprocessing", lambda xs: pool.map(square, xs, chunksize=best_chunk(len(xs))), n, a.runs)
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            print("tqdm not installed: no progress row for multiprocessing", file=sys.stderr)
+        else:
+            # observed the usual way: tqdm over imap (drawn to /dev/null)
+            with open(os.devnull, "w") as devnull:
+                tiny("progress_multiprocessing",
+                     lambda xs: list(tqdm(pool.imap(square, xs, chunksize=best_chunk(len(xs))), total=len(xs),
+                                          file=devnull)), n, a.runs)
         latency("multiprocessing", lambda i: pool.apply(identity, (i,)), lat_calls, 0, a.runs)
         latency("multiprocessing", lambda i: pool.apply(identity, (i,)), idle_calls, 0.001, idle_runs)
         cpu("multiprocessing", lambda xs, c: pool.map(spin, xs, chunksize=c), a.runs, a.quick)
@@ -453,6 +463,14 @@ def main():
         with WorkerPool(n_jobs=WORKERS, keep_alive=True) as pool:
             tiny("mpire", lambda xs: pool.map(square, xs, chunk_size=best_chunk(len(xs))), n, a.runs)
             latency("mpire", lambda i: pool.apply(identity, (i,)), lat_calls, 0, a.runs)
+            # observed: its progress bar (tqdm, drawn to /dev/null) ...
+            with open(os.devnull, "w") as devnull:
+                tiny("progress_mpire", lambda xs: pool.map(square, xs, chunk_size=best_chunk(len(xs)),
+                                                           progress_bar=True,
+                                                           progress_bar_options={"file": devnull}), n, a.runs)
+        # ... and its insights
+        with WorkerPool(n_jobs=WORKERS, keep_alive=True, enable_insights=True) as pool:
+            tiny("insights_mpire", lambda xs: pool.map(square, xs, chunk_size=best_chunk(len(xs))), n, a.runs)
 
     try:
         from loky import get_reusable_executor

@@ -118,6 +118,21 @@ struct SwiftPoolBench: ParsableCommand {
             }
             report("tiny_swift", rates, "tasks/s")
         }
+        // tiny with insights: every task timed and claimed alone
+        do {
+            let pool = ProcessPool(.init(workerCount: workers, keepAlive: true, insights: true))
+            let square = pool.register { (x: Int) in x &* x }
+            _ = try pool.map(square, input)
+            var rates: [Double] = []
+            for _ in 0..<runs {
+                let t0 = now()
+                let out = try pool.map(square, input)
+                rates.append(Double(n) / (now() - t0))
+                precondition(out.count == n)
+            }
+            precondition(pool.insights.workers.reduce(0) { $0 + $1.tasksDone } == n * (runs + 1))
+            report("tiny_insights_swift", rates, "tasks/s")
+        }
         do {
             let pool = ProcessPool(.init(workerCount: workers, keepAlive: true))
             let square = pool.register { (x: Int) in x &* x }
@@ -130,6 +145,16 @@ struct SwiftPoolBench: ParsableCommand {
                 precondition(out.indices.allSatisfy { out[$0] == $0 &* $0 })
             }
             report("tiny_swift_keepalive", rates, "tasks/s")
+
+            // the same map, observed: a progress handler (called every 100 ms, never per task)
+            rates = []
+            for _ in 0..<runs {
+                let t0 = now()
+                let out = try pool.map(square, input, progress: .every(.milliseconds(100)) { _ in })
+                rates.append(Double(n) / (now() - t0))
+                precondition(out.count == n)
+            }
+            report("tiny_progress_swift", rates, "tasks/s")
 
             // latency: apply round trips on the warm pool
             let identity = pool.register { (x: Int) in x }
