@@ -5,7 +5,7 @@ Where a pool's chunk size matters (cpu and the schedule workloads: pareto, one-s
 skew), each pool runs with its default, with chunks of 1 and with multiprocessing's
 automatic size, and its best one is reported with a "#setting" line naming it.
 
-Workloads (WORKLOADS.md): tiny (map x*x over 1,000,000 ints, each pool's best
+Workloads (see docs/benchmarks.md): tiny (map x*x over 1,000,000 ints, each pool's best
 chunking), latency (sequential apply round trips on a warm pool), idle-latency (the
 same with 1 ms of caller idleness between calls). 2 workers.
 """
