@@ -140,7 +140,7 @@ struct SwiftPoolBench: ParsableCommand {
             // Plain and observed (a progress handler, called every 100 ms, never per task)
             // alternate, so that both see the same machine.
             var rates: [Double] = [], observed: [Double] = []
-            for run in 0..<(2 * runs) {
+            for run in 0..<(8 * runs) { // cheap (a few ms each): more samples against the noise
                 let withProgress = (run % 4 == 1 || run % 4 == 2)
                 let t0 = now()
                 let out = withProgress
