@@ -69,6 +69,8 @@ ROWS = [
     ("tiny_swift", "tiny", "tiny: Swift `map { $0 * $0 }` over 1M Int, default (fresh workers per call)", True, ("abs", 150e6)),
     ("tiny_swift_keepalive", "tiny", "tiny: Swift, keep-alive, registered function", True, None),
     ("tiny_progress_swift", "tiny_progress", "tiny, observed: the keep-alive map with a progress handler (Python: tqdm over `imap`; mpire's progress bar)", True, ("row", "tiny_swift_keepalive", 1.05)),
+    ("erf_swiftpool_py", "erf", "Python package: libm `erf` over 2,000,000 doubles from numpy (Python pools: `math.erf` over the same array as a list)", True, ("ratio", 10)),
+    ("atan2_swiftpool_py", "atan2", "Python package: libm `atan2` over 1,000,000 pairs from two numpy arrays (Python pools: `math.atan2`, `starmap`)", True, ("ratio", 10)),
     ("tiny_insights_swift", "tiny_insights", "tiny, with insights: every task timed (mpire: `enable_insights`)", True, None),
     ("latency_swift_p50", "latency_p50", "latency: Swift `apply` p50, warm (keep-alive)", False, ("abs", 5)),
     ("latency_swift_p99", "latency_p99", "latency: Swift `apply` p99, warm (keep-alive)", False, None),

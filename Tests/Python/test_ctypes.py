@@ -7,38 +7,12 @@ usage: test_ctypes.py LIBCPOOLCORE LIBTESTFNS
 import ctypes as C
 import math
 import sys
+from pathlib import Path
 
 
-class Options(C.Structure):
-    _fields_ = [
-        ("struct_bytes", C.c_size_t),
-        ("workers", C.c_uint32),
-        ("ring_slots", C.c_uint32),
-        ("arena_bytes", C.c_uint64),
-        ("max_tasks_per_worker", C.c_uint64),
-        ("task_timeout_ns", C.c_uint64),
-        ("spin_ns", C.c_uint64),
-        ("worker_init", C.c_void_p),
-        ("worker_exit", C.c_void_p),
-        ("hook_ctx", C.c_void_p),
-        ("crash_retries", C.c_uint32),
-        ("reserved0", C.c_uint32),
-        ("init_timeout_ns", C.c_uint64),
-        ("exit_timeout_ns", C.c_uint64),
-        ("max_memory_growth_bytes", C.c_uint64),
-        ("kill_grace_ns", C.c_uint64),
-        ("output_bytes", C.c_uint64),
-        ("flags", C.c_uint32),
-        ("reserved1", C.c_uint32),
-        ("on_event", C.c_void_p),
-        ("event_ctx", C.c_void_p),
-        ("on_output", C.c_void_p),
-        ("output_ctx", C.c_void_p),
-    ]
-
-
-class Status(C.Structure):
-    _fields_ = [("code", C.c_int32), ("detail", C.c_int32), ("worker", C.c_int32), ("reserved", C.c_int32)]
+# The structs, from the Python package's module that defines them (it loads nothing).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python" / "src" / "swiftpool"))
+from _structs import Options, Status  # noqa: E402
 
 
 def load(core_path):
