@@ -199,3 +199,18 @@ def test_workers_die_with_a_killed_interpreter(tmp_path):
         time.sleep(0.05)
     assert not any(alive(p) for p in pids)
     assert set(os.listdir("/dev/shm")) <= shm_before
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="hand-written x86-64 machine code")
+def test_code_outside_any_shared_object_runs_after_the_workers_are_forked_again(pool):
+    # What a numba cfunc is: machine code in anonymous memory, which workers forked
+    # before it was written do not have. Here: double twice(double x) { return x + x; }
+    import mmap
+    code = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    code.write(bytes([0xF2, 0x0F, 0x58, 0xC0, 0xC3]))  # addsd xmm0, xmm0; ret
+    address = ctypes.addressof(ctypes.c_char.from_buffer(code))
+    before = [w["pid"] for w in pool.worker_stats()]
+    twice = pool.register(address, "double(double)", name="twice")
+    assert np.array_equal(pool.map(twice, np.arange(1000.0)), 2 * np.arange(1000.0))
+    assert pool.apply(twice, 21.0) == 42.0
+    assert set(w["pid"] for w in pool.worker_stats()).isdisjoint(before)  # forked again, once
