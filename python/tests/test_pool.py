@@ -51,6 +51,13 @@ def test_a_strided_view_is_read_in_place(pool):
     assert pool.map(sqrt, np.array([], dtype=np.float64)).shape == (0,)
 
 
+def test_anything_with_the_buffer_protocol(pool):
+    import array
+    sqrt = pool.register_symbol("sqrt", "double(double)", "libm.so.6")
+    assert list(pool.map(sqrt, array.array("d", [4.0, 9.0, 16.0]))) == [2.0, 3.0, 4.0]
+    assert list(pool.map(sqrt, memoryview(np.array([25.0, 36.0])))) == [5.0, 6.0]
+
+
 def test_apply_and_submit(pool, testlib):
     square = pool.register_symbol("square", "int64_t(int64_t)", testlib)
     assert pool.apply(square, 12) == 144
