@@ -4,11 +4,7 @@
 #include <string.h>
 
 #include "events.h"
-
-static uint64_t slot_tasks_done(cpool__pool_t *p, int32_t w) {
-    if (w < 0) return 0;
-    return p->w[w].items_before + atomic_load(&p->region.ctl[w].state.items_done);
-}
+#include "statistics.h"
 
 void cpool__note_event(cpool__pool_t *p, int kind, int32_t worker, int32_t pid, int32_t detail) {
     if (!p->opts.on_event) return;
@@ -17,7 +13,8 @@ void cpool__note_event(cpool__pool_t *p, int kind, int32_t worker, int32_t pid, 
         p->events_count--;
     }
     const uint32_t at = (p->events_head + p->events_count) % EVENT_QUEUE;
-    p->events[at] = (cpool_event_t){kind, worker, pid, detail, slot_tasks_done(p, worker)};
+    const uint64_t done = worker < 0 ? 0 : cpool__slot_tasks_done(p, (uint32_t)worker);
+    p->events[at] = (cpool_event_t){kind, worker, pid, detail, done};
     p->events_count++;
 }
 

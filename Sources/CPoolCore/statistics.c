@@ -33,8 +33,7 @@ static void leave_slot(cpool__pool_t *p) {
     cpool__pool_leave(p);
 }
 
-/* Items completed by slot w, over all its processes. Locks held: p->lock. */
-static uint64_t slot_tasks_done(const cpool__pool_t *p, uint32_t w) {
+uint64_t cpool__slot_tasks_done(const cpool__pool_t *p, uint32_t w) {
     return p->w[w].items_before + atomic_load(&p->region.ctl[w].state.items_done);
 }
 
@@ -45,7 +44,7 @@ int cpool_worker_stats(cpool_pool_t *h, uint32_t worker, cpool_worker_stats_t *o
     const cpool__worker_t *w = &p->w[worker];
     memset(out, 0, sizeof *out);
     out->pid = w->pid;
-    out->tasks_done = slot_tasks_done(p, worker);
+    out->tasks_done = cpool__slot_tasks_done(p, worker);
     out->restarts = w->restarts;
     out->crashes = w->crashes;
     out->timeouts = w->timeouts;
@@ -105,7 +104,7 @@ int cpool_worker_insights(cpool_pool_t *h, uint32_t worker, cpool_worker_insight
     const cpool__insights_t *in = &p->region.ctl[worker].insights;
     memset(out, 0, sizeof *out);
     out->processes = atomic_load(&in->processes);
-    out->tasks_done = slot_tasks_done(p, worker);
+    out->tasks_done = cpool__slot_tasks_done(p, worker);
     out->startup_ns = atomic_load(&in->startup_ns);
     out->init_ns = atomic_load(&in->init_ns);
     out->exit_ns = atomic_load(&in->exit_ns);

@@ -20,15 +20,14 @@ final class ProgressBar: @unchecked Sendable {
         let line = Self.render(p, label: label, barWidth: isTerminal ? 24 : 0)
         let ended = p.total.map { p.done >= $0 } ?? false
         let text = isTerminal ? "\r\u{1B}[2K" + line + (ended ? "\n" : "") : line + "\n"
+        let bytes = Array(text.utf8)
         monitor.withLock {
-            var bytes = Array(text.utf8)
             var at = 0
             while at < bytes.count {
-                let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + at, $0.count - at) }
+                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + at, $0.count - at) }
                 if n <= 0 { break }
                 at += n
             }
-            bytes.removeAll()
         }
     }
 
