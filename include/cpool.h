@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 #define CPOOL_VERSION_MAJOR 0
-#define CPOOL_VERSION_MINOR 2
+#define CPOOL_VERSION_MINOR 3
 
 /* ---------------------------------------------------------------- errors */
 
@@ -59,6 +59,13 @@ enum {
     CPOOL_E_SIZE = -10014,             /* apply/submit: argument or result size is not the
                                           signature's; map: a stride below the record */
     CPOOL_E_FULL = -10015,             /* a fixed table (functions, tasks) is full */
+    CPOOL_E_SPAWN = -10016,            /* spawned workers kept failing to start: the program
+                                          is not one that serves (its main() does not call
+                                          cpool_serve_if_spawned first), or it could not map
+                                          the pool's memory; pool broken */
+    CPOOL_E_START_METHOD = -10017,     /* not possible with the pool's start method (e.g. a
+                                          batch context in the parent's memory under spawn,
+                                          a task timeout on threads) */
 };
 
 /* A static, human-readable text for any code this API returns (never NULL). */
@@ -68,12 +75,35 @@ CPOOL_API const char *cpool_strerror(int code);
 
 typedef struct cpool_pool cpool_pool_t;
 
-/* Called in each worker process right after it starts (init) and when it leaves
- * gracefully (exit: lifespan reached, pool closed). worker_id is the slot number,
+/* Called in each worker right after it starts (init) and when it leaves gracefully
+ * (exit: lifespan reached, pool closed, workers stopped). worker_id is the slot number,
  * 0 .. workers-1, stable across replacements. An init hook that returns non-zero
  * makes that worker exit; a pool whose workers keep failing init is broken
- * (CPOOL_E_WORKER_INIT). Hooks run in the forked child: synchronous code only. */
+ * (CPOOL_E_WORKER_INIT). Under fork, hooks run in the forked child: synchronous code
+ * only. An exit hook may hand the parent a value (cpool_hook_output). */
 typedef int (*cpool_worker_hook_t)(uint32_t worker_id, void *ctx);
+
+/* How a pool starts its workers (cpool_options_t.start_method). */
+typedef enum cpool_start_method {
+    /* Forked from the calling process (the default): they see everything it holds at the
+     * fork, so any function and context pointer works; fastest start. A forked child of a
+     * multi-threaded process must not use facilities whose threads did not survive the
+     * fork (thread pools, async runtimes). */
+    CPOOL_START_FORK = 0,
+    /* Fresh processes started from `executable` (default: the running program), whose
+     * main() calls cpool_serve_if_spawned() first. They share only the pool's memory
+     * (mapped at the same address) and find every function by name or by where it lives:
+     * cpool_register_symbol, cpool_register_defined, or cpool_register of a function of
+     * the program or a library it loads (found at the same offset in the same file). Any
+     * library works in them; every other guarantee of fork holds. */
+    CPOOL_START_SPAWN = 1,
+    /* Threads of the calling process: for work that waits rather than computes. The same
+     * calls, results and errors, but no isolation: a crash ends the process, and a
+     * running task cannot be stopped (task timeouts, memory limits and hook timeouts are
+     * CPOOL_E_START_METHOD; cancelling a job drops only its tasks not started; terminate
+     * and destroy wait for running tasks to return). */
+    CPOOL_START_THREADS = 2,
+} cpool_start_method_t;
 
 /* What happened to a worker, as the pool's supervisor thread saw it (see on_event). */
 typedef enum cpool_event_kind {
@@ -161,10 +191,35 @@ typedef struct cpool_options {
     void *event_ctx;
     cpool_output_fn_t on_output;   /* required with CPOOL_OPTION_CAPTURE_OUTPUT */
     void *output_ctx;
+    uint32_t start_method;         /* cpool_start_method_t; default CPOOL_START_FORK */
+    uint32_t reserved2;
+    const char *executable;        /* spawn: the program workers run (copied); NULL: this
+                                      one (/proc/self/exe) */
+    /* Hooks defined by name (cpool_define_hook), found in each worker's own process; they
+     * run after worker_init and before worker_exit. NULL: none. (Copied; see also
+     * cpool_set_worker_hooks.) */
+    const char *worker_init_name;
+    const char *worker_exit_name;
+    uint64_t hook_output_bytes;    /* per worker slot: room for the values exit hooks hand
+                                      over (cpool_hook_output) until taken; default 64 KiB */
 } cpool_options_t;
 
 /* Fills *options with the defaults. Returns 0, or -EINVAL for NULL. */
 CPOOL_API int cpool_options_init(cpool_options_t *options);
+
+/* ---------------------------------------------------------------- spawned workers */
+
+/* Call first thing in main() (after defining functions and hooks with cpool_define and
+ * cpool_define_hook) in a program whose pools spawn workers. In a process that a pool
+ * spawned as its worker it serves that pool and exits: it never returns. Anywhere
+ * else it returns 0 at once. A spawned process that creates a pool instead (main()
+ * does not call this) exits at once, so a forgotten call cannot multiply processes; its
+ * pool then fails with CPOOL_E_SPAWN. */
+CPOOL_API int cpool_serve_if_spawned(void);
+
+/* The slot (0 .. workers-1) of the worker the calling code runs in: a worker process,
+ * or a pool's worker thread under CPOOL_START_THREADS; -1 anywhere else. */
+CPOOL_API int cpool_worker_id(void);
 
 /* ---------------------------------------------------------------- pool lifetime */
 
@@ -199,6 +254,31 @@ CPOOL_API int cpool_stop_workers(cpool_pool_t *pool, uint64_t timeout_ns);
  * see everything the process holds now: functions registered since, and the data their
  * context pointers point to. Returns 0, CPOOL_E_CLOSED, or -errno of a failed fork. */
 CPOOL_API int cpool_start_workers(cpool_pool_t *pool);
+
+/* Sets the named hooks (cpool_define_hook; NULL or "" for none) that worker processes
+ * started from now on run, after options.worker_init and before options.worker_exit:
+ * hooks for one call, between cpool_stop_workers and cpool_start_workers. Returns 0,
+ * -EBUSY while a worker runs or is due to start, -ENAMETOOLONG, CPOOL_E_CLOSED. A name
+ * not defined in a worker makes its start fail (CPOOL_E_WORKER_INIT once it repeats). */
+CPOOL_API int cpool_set_worker_hooks(cpool_pool_t *pool, const char *init_name,
+                                     const char *exit_name);
+
+/* Called in an exit hook: hands the parent a copy of bytes[0, count), the value of this
+ * worker process's exit, which the parent collects with cpool_take_exit_outputs. Calling
+ * it again in the same hook replaces the value. Returns 0, -EPERM outside an exit hook,
+ * -EINVAL, or -ENOSPC when it does not fit in the slot's room (hook_output_bytes less
+ * what earlier exits of the slot left untaken). */
+CPOOL_API int cpool_hook_output(const void *bytes, size_t count);
+
+/* Receives one exit hook's value: the slot whose process left, and the bytes (valid
+ * during the call only). */
+typedef void (*cpool_exit_output_fn_t)(uint32_t worker, const void *bytes, size_t count,
+                                       void *ctx);
+
+/* Hands every exit value not yet taken to fn, in the order the processes of each slot
+ * left, slot by slot, and frees their room once no process of the slot runs. Returns
+ * how many, or a negative code. */
+CPOOL_API int cpool_take_exit_outputs(cpool_pool_t *pool, cpool_exit_output_fn_t fn, void *ctx);
 
 /* Terminates (unless already joined), joins, and frees everything: no worker and no
  * shared memory is left. Threads blocked on this pool return first: cpool_apply with
@@ -262,6 +342,28 @@ CPOOL_API cpool_fn_t cpool_register_symbol(cpool_pool_t *pool, const char *name,
 CPOOL_API cpool_fn_t cpool_register_batch(cpool_pool_t *pool, const char *name,
                                           cpool_batch_fn_t fn, void *ctx, size_t in_bytes,
                                           size_t out_bytes);
+
+/* Defines a batch function by name in this process, with a context pointer of this
+ * process: a binding's closure, say. A program defines the same functions in every
+ * process (before cpool_serve_if_spawned in a spawned one); a pool registers one with
+ * cpool_register_defined, and each worker finds its own definition by name. `type`
+ * names what the items hold (any text up to 4 KiB, e.g. "Int -> String"): a worker
+ * whose definition has another type or sizes fails those tasks with CPOOL_E_SIGNATURE,
+ * one without the name with CPOOL_E_NOT_IN_WORKER. Definitions live as long as the
+ * process. Returns 0, -EINVAL, -ENAMETOOLONG (name of 64 bytes or more), CPOOL_E_EXISTS
+ * (the name is defined: names are unique per process), or CPOOL_E_FULL (1024 names). */
+CPOOL_API int cpool_define(const char *name, const char *type, cpool_batch_fn_t fn, void *ctx,
+                           size_t in_bytes, size_t out_bytes);
+
+/* Defines a worker hook by name in this process, for options.worker_init_name,
+ * worker_exit_name and cpool_set_worker_hooks. Returns as cpool_define. Function and
+ * hook names share one table. */
+CPOOL_API int cpool_define_hook(const char *name, cpool_worker_hook_t hook, void *ctx);
+
+/* Registers the function defined under `name` (cpool_define). Any start method, any
+ * time: workers find the definition in their own process on first use. Returns the id,
+ * or the codes of cpool_register, or CPOOL_E_UNKNOWN_FUNCTION (not defined here). */
+CPOOL_API cpool_fn_t cpool_register_defined(cpool_pool_t *pool, const char *name, uint32_t flags);
 
 /* The id registered under name, or CPOOL_E_UNKNOWN_FUNCTION. */
 CPOOL_API cpool_fn_t cpool_lookup(cpool_pool_t *pool, const char *name);

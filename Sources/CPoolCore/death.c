@@ -7,6 +7,7 @@
 
 #include "completion.h"
 #include "events.h"
+#include "spawned.h"
 #include "supervisor.h"
 
 /* How a process ended: from waitid when the parent collected it, else from what the
@@ -25,9 +26,17 @@ static ending_t ending_of(const cpool__worker_ctl_t *c, const siginfo_t *si) {
 
 static int is_graceful(ending_t how) { return how.known && !how.signaled && how.status == 0; }
 
+/* A process that never began to serve: its spawned program could not become a worker
+ * (or did not try: it exited, or ran past the start-up timeout). */
+static int spawn_failure(ending_t how, uint32_t phase) {
+    return phase == PHASE_STARTING ||
+           (how.known && !how.signaled && (how.status == EXIT_SPAWN_FAILED || how.status == EXIT_EXEC_FAILED));
+}
+
 /* Counts the death in the slot's statistics and the pool's run of init failures
- * (which breaks the pool when too long). */
-static void count_death(cpool__pool_t *p, uint32_t w, ending_t how) {
+ * (which breaks the pool when too long). A process that left before it was ready, even
+ * with status 0, failed its start. */
+static void count_death(cpool__pool_t *p, uint32_t w, ending_t how, uint32_t phase) {
     cpool__worker_t *ws = &p->w[w];
     const cpool__worker_ctl_t *c = &p->region.ctl[w];
     const int init_ok = atomic_load(&c->state.init_ok);
@@ -35,10 +44,10 @@ static void count_death(cpool__pool_t *p, uint32_t w, ending_t how) {
                       p->state == POOL_TERMINATED || atomic_load(&c->to_worker.stop) == STOP_NOW;
     if (how.known && !how.signaled && how.status == EXIT_RECYCLED) {
         ws->recycles++;
-    } else if (!is_graceful(how) && !by_us) {
+    } else if ((!is_graceful(how) || !init_ok) && !by_us) {
         ws->crashes++;
         if (!init_ok && ++p->init_failures >= MAX_INIT_FAILURES && !p->broken)
-            p->broken = CPOOL_E_WORKER_INIT;
+            p->broken = spawn_failure(how, phase) ? CPOOL_E_SPAWN : CPOOL_E_WORKER_INIT;
     }
     if (init_ok) p->init_failures = 0;
 }
@@ -123,7 +132,7 @@ static void note_death(cpool__pool_t *p, uint32_t w, ending_t how, uint32_t phas
         kind = CPOOL_EVENT_KILLED;
     else if (how.known && !how.signaled && how.status == EXIT_RECYCLED)
         kind = CPOOL_EVENT_WORKER_RECYCLED;
-    else if (is_graceful(how)) kind = CPOOL_EVENT_WORKER_EXITED;
+    else if (is_graceful(how) && atomic_load(&c->state.init_ok)) kind = CPOOL_EVENT_WORKER_EXITED;
     else if (!atomic_load(&c->state.init_ok)) {
         kind = CPOOL_EVENT_INIT_FAILED;
         detail = crash_detail(how);
@@ -142,7 +151,7 @@ void cpool__settle_death(cpool__pool_t *p, uint32_t w, const siginfo_t *si) {
     const uint64_t cur_item = atomic_load(&c->state.cur_item);
     const int was_broken = p->broken != 0;
     note_death(p, w, how, phase);
-    count_death(p, w, how);
+    count_death(p, w, how, phase);
     if (!was_broken && p->broken) cpool__note_event(p, CPOOL_EVENT_POOL_BROKEN, -1, 0, p->broken);
     settle_task(p, w, how);
     forget_process(p, w, phase, cur_item);

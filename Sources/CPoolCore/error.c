@@ -19,10 +19,15 @@ const char *cpool_strerror(int code) {
     case CPOOL_E_FUNCTION_ERROR: return "the function reported an error";
     case CPOOL_E_WORKER_INIT: return "the worker init hook kept failing; the pool is broken";
     case CPOOL_E_NOT_IN_WORKER:
-        return "the function was registered after the workers started and is not in a "
-               "shared object they can load";
+        return "the function cannot be found in the worker: registered after the workers "
+               "started and not in a shared object they can load, or not defined by name "
+               "in the spawned worker's program (define it before cpool_serve_if_spawned)";
     case CPOOL_E_SIZE: return "argument or result size does not match the function's signature";
     case CPOOL_E_FULL: return "a fixed-size table of the pool (functions or jobs) is full";
+    case CPOOL_E_SPAWN:
+        return "spawned workers kept failing to start: the program must call "
+               "cpool_serve_if_spawned() first in main(); the pool is broken";
+    case CPOOL_E_START_METHOD: return "not possible with the pool's start method";
     }
     /* strerrordesc_np: a static string, unlike strerror (thread-safe, never formatted). */
     const char *s = (code < 0 && code > -4096) ? strerrordesc_np(-code) : NULL;

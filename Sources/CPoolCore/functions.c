@@ -40,6 +40,11 @@ cpool_fn_t cpool_register_batch(cpool_pool_t *h, const char *name, cpool_batch_f
                         (uint32_t)in_bytes, (uint32_t)out_bytes, 0);
 }
 
+cpool_fn_t cpool_register_defined(cpool_pool_t *h, const char *name, uint32_t flags) {
+    if (!name) return -EINVAL;
+    return add_function(h, name, NULL, NULL, NULL, NULL, NULL, FN_KIND_DEFINED, 0, 0, flags);
+}
+
 cpool_fn_t cpool_lookup(cpool_pool_t *h, const char *name) {
     if (!name) return -EINVAL;
     cpool__pool_t *p;

@@ -36,6 +36,7 @@ static int check_request(cpool__pool_t *p, const cpool__job_request_t *rq,
                          size_t *in_item, size_t *out_item) {
     if (!rq->in && rq->count && rq->in_stride) return -EINVAL;
     if (!rq->out && rq->count && rq->out_stride) return -EINVAL;
+    if (rq->timeout_ns && cpool__threads(p)) return CPOOL_E_START_METHOD; /* cannot stop it */
     int err = cpool__fn_index(p, rq->fn);
     if (err < 0) return err;
     const uint32_t index = (uint32_t)err;

@@ -20,7 +20,7 @@
 /* How long a worker waiting for room sleeps before it checks its parent still lives. */
 #define ROOM_CHECK_NS 1000000000ull
 
-cpool__output_writer_t cpool__writer;
+_Thread_local cpool__output_writer_t cpool__writer;
 
 static uint64_t align8(uint64_t v) { return (v + 7) & ~(uint64_t)7; }
 
@@ -34,26 +34,36 @@ static int has_room(void *arg) {
            atomic_load_explicit(&w->ctl->to_worker.stop, memory_order_acquire) == STOP_NOW;
 }
 
+static int terminated(const cpool__output_writer_t *w) {
+    return atomic_load_explicit(&w->ctl->to_worker.stop, memory_order_acquire) == STOP_NOW;
+}
+
 /* Waits until the parent has drained half of the ring. Only the parent frees room, so
- * it is woken first: it drains whenever one of its threads waits on a job. */
-static void wait_for_room(cpool__output_writer_t *w) {
+ * it is woken first: it drains whenever one of its threads waits on a job. Returns 0,
+ * or -ECANCELED on a worker thread of a terminated pool (a process just leaves). */
+static int wait_for_room(cpool__output_writer_t *w) {
     cpool__wake_waiters(w->pool);
     cpool__backoff_t b;
     cpool__backoff_start(&b);
-    while (!has_room(w)) {
-        if (cpool__backoff(&b, w->pool->opts.spin_ns)) continue;
+    while (!has_room(w) && !terminated(w)) {
+        if (cpool__backoff(&b, w->pool->region.header->settings.spin_ns)) continue;
         if (cpool__sleep_unless(&w->ctl->from_worker.sleeping, &w->ctl->to_worker.wake_seq,
                                 ROOM_CHECK_NS, has_room, w) == -ETIMEDOUT &&
-            getppid() != w->parent)
+            w->parent && getppid() != w->parent)
             _exit(0);
         cpool__backoff_start(&b);
     }
-    /* Terminated: the parent drains nothing more and kills this process. */
-    if (atomic_load_explicit(&w->ctl->to_worker.stop, memory_order_acquire) == STOP_NOW) _exit(0);
+    /* Terminated: the parent drains nothing more (and kills a worker process). */
+    if (terminated(w)) {
+        if (w->parent) _exit(0);
+        return -ECANCELED;
+    }
+    return 0;
 }
 
 /* Writes one record with as much of bytes[offset, total) as fits, waiting for room
- * when too little is free. Returns the bytes written (0 only for an empty output). */
+ * when too little is free. Returns the bytes written (0 only for an empty output), or
+ * UINT64_MAX when the pool was terminated meanwhile (worker threads). */
 static uint64_t write_piece(cpool__output_writer_t *w, uint32_t item, const unsigned char *bytes,
                             uint64_t offset, uint64_t total) {
     cpool__worker_ctl_t *ctl = w->ctl;
@@ -70,7 +80,7 @@ static uint64_t write_piece(cpool__output_writer_t *w, uint32_t item, const unsi
         if (want > cap / 4 - HEADER_BYTES) want = cap / 4 - HEADER_BYTES;
         if (to_end < HEADER_BYTES + want) {
             if (free_bytes < to_end) {
-                wait_for_room(w);
+                if (wait_for_room(w)) return UINT64_MAX;
                 continue;
             }
             /* Too little before the end for this record: skip to the start. A gap too
@@ -84,7 +94,7 @@ static uint64_t write_piece(cpool__output_writer_t *w, uint32_t item, const unsi
         }
         const uint64_t room = free_bytes < to_end ? free_bytes : to_end;
         if (room < HEADER_BYTES + want) {
-            wait_for_room(w);
+            if (wait_for_room(w)) return UINT64_MAX;
             continue;
         }
         uint64_t piece = room - HEADER_BYTES;
@@ -113,8 +123,11 @@ int cpool_task_output(const void *bytes, size_t count) {
     const uint64_t in_slice = atomic_load_explicit(&w->ctl->state.cur_item, memory_order_relaxed);
     const uint32_t item = w->slice_first + (uint32_t)in_slice;
     uint64_t offset = 0;
-    do offset += write_piece(w, item, bytes, offset, count);
-    while (offset < count);
+    do {
+        const uint64_t n = write_piece(w, item, bytes, offset, count);
+        if (n == UINT64_MAX) return -ECANCELED;
+        offset += n;
+    } while (offset < count);
     return 0;
 }
 

@@ -20,7 +20,7 @@ typedef struct cpool__output_writer {
     uint32_t slice_first;            /* chunk index of the slice's item 0 */
 } cpool__output_writer_t;
 
-extern cpool__output_writer_t cpool__writer;
+extern _Thread_local cpool__output_writer_t cpool__writer;
 
 /* Parent: applies the records worker w has published (up to its head now) to their
  * jobs' stores and frees their room. Returns 1 when it consumed any. Locks held:

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include "futex.h"
 #include "job.h"
 #include "capture.h"
+#include "spawned.h"
 #include "supervisor.h"
 
 #define DEFAULT_RING_SLOTS 256u
@@ -21,6 +23,7 @@
 #define MIN_ARENA_BYTES (64ull << 10)
 #define DEFAULT_OUTPUT_BYTES (4ull << 20)
 #define MIN_OUTPUT_BYTES (16ull << 10)
+#define DEFAULT_HOOK_OUTPUT_BYTES (64ull << 10)
 
 /* ------------------------------------------------------------ options and create */
 
@@ -33,6 +36,7 @@ int cpool_options_init(cpool_options_t *o) {
     o->arena_bytes = DEFAULT_ARENA_BYTES;
     o->spin_ns = DEFAULT_SPIN_NS;
     o->output_bytes = DEFAULT_OUTPUT_BYTES;
+    o->hook_output_bytes = DEFAULT_HOOK_OUTPUT_BYTES;
     return 0;
 }
 
@@ -62,13 +66,71 @@ static void free_pool(cpool__pool_t *p) {
     cpool__region_destroy(&p->region);
     cpool__arena_fini(&p->arena);
     cpool__capture_free(p);
+    cpool__spawn_fini(p);
     pthread_cond_destroy(&p->changed);
     pthread_mutex_destroy(&p->lock);
     free(p->w);
     free(p);
 }
 
+/* 0 when the options suit their start method. Threads cannot be stopped from outside
+ * or measured apart from the process: nothing that would need it is accepted. */
+static int check_start_method(const cpool_options_t *o) {
+    switch (o->start_method) {
+    case CPOOL_START_FORK:
+    case CPOOL_START_SPAWN:
+        return 0;
+    case CPOOL_START_THREADS:
+        if (o->task_timeout_ns || o->init_timeout_ns || o->exit_timeout_ns || o->kill_grace_ns ||
+            o->max_memory_growth_bytes || (o->flags & CPOOL_OPTION_CAPTURE_OUTPUT))
+            return CPOOL_E_START_METHOD;
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* Writes a named hook entry (empty for NULL or ""). Returns 0 or -ENAMETOOLONG. */
+static int set_named_hook(cpool__fn_shared_t *s, const char *name) {
+    memset(s, 0, sizeof *s);
+    if (!name) return 0;
+    if (strnlen(name, sizeof s->name) == sizeof s->name) return -ENAMETOOLONG;
+    strcpy(s->name, name);
+    s->kind = FN_KIND_DEFINED_HOOK;
+    return 0;
+}
+
+/* What every worker reads when it starts (region.h). Returns 0 or -ENAMETOOLONG. */
+static int write_settings(cpool__pool_t *p) {
+    const cpool_options_t *o = &p->opts;
+    cpool__worker_settings_t *s = &p->region.header->settings;
+    s->start_method = o->start_method;
+    s->flags = o->flags;
+    s->spin_ns = o->spin_ns;
+    s->max_tasks_per_worker = o->max_tasks_per_worker;
+    s->max_memory_growth_bytes = o->max_memory_growth_bytes;
+    s->hook_ctx = (uint64_t)(uintptr_t)o->hook_ctx;
+    const cpool_worker_hook_t hooks[2] = {o->worker_init, o->worker_exit};
+    for (int i = HOOK_INIT; i <= HOOK_EXIT; i++) {
+        if (!hooks[i]) continue;
+        cpool__fn_shared_t *e = &s->hooks[i];
+        e->kind = FN_KIND_HOOK;
+        e->fn_addr = (uint64_t)(uintptr_t)hooks[i];
+        e->ctx = s->hook_ctx;
+        cpool__locate(e, (void *)hooks[i]);
+    }
+    int rc = set_named_hook(&s->hooks[HOOK_INIT_NAMED], o->worker_init_name);
+    return rc ? rc : set_named_hook(&s->hooks[HOOK_EXIT_NAMED], o->worker_exit_name);
+}
+
 int cpool_create(const cpool_options_t *options, cpool_pool_t **out) {
+    if (cpool__spawn_pending()) {
+        /* This process was spawned as a worker and its main() went on to make a pool:
+         * stop here rather than start workers of its own, and again, and again. */
+        fprintf(stderr, "cpool: this process was started as a pool's worker, but its main() "
+                        "created a pool before calling cpool_serve_if_spawned()\n");
+        _exit(EXIT_SPAWN_FAILED);
+    }
     if (!out) return -EINVAL;
     *out = NULL;
     cpool_options_t o;
@@ -84,9 +146,13 @@ int cpool_create(const cpool_options_t *options, cpool_pool_t **out) {
     if ((o.flags & CPOOL_OPTION_CAPTURE_OUTPUT) && !o.on_output) return -EINVAL;
     if (o.ring_slots < 2 || o.ring_slots > 65536 || (o.ring_slots & (o.ring_slots - 1))) return -EINVAL;
     if (o.arena_bytes < MIN_ARENA_BYTES || o.arena_bytes > (1ull << 40)) return -EINVAL;
-    /* Options from an older caller (a smaller struct_bytes) have no output size. */
+    /* Options from an older caller (a smaller struct_bytes) have no output sizes. */
     if (o.output_bytes == 0) o.output_bytes = DEFAULT_OUTPUT_BYTES;
     if (o.output_bytes < MIN_OUTPUT_BYTES || o.output_bytes > (1ull << 32)) return -EINVAL;
+    if (o.hook_output_bytes == 0) o.hook_output_bytes = DEFAULT_HOOK_OUTPUT_BYTES;
+    if (o.hook_output_bytes > (1ull << 32)) return -EINVAL;
+    int rc = check_start_method(&o);
+    if (rc) return rc;
 
     cpool__pool_t *p = calloc(1, sizeof *p);
     if (!p) return -ENOMEM;
@@ -101,11 +167,13 @@ int cpool_create(const cpool_options_t *options, cpool_pool_t **out) {
     pthread_cond_init(&p->changed, &ca);
     pthread_condattr_destroy(&ca);
     p->w = calloc(o.workers, sizeof *p->w);
-    int rc = p->w ? 0 : -ENOMEM;
+    rc = p->w ? 0 : -ENOMEM;
     if (!rc) rc = cpool__region_create(&p->region, o.workers, o.ring_slots, o.arena_bytes,
-                                         o.output_bytes);
+                                         o.output_bytes, o.hook_output_bytes);
+    if (!rc) rc = write_settings(p);
     if (!rc) rc = cpool__arena_init(&p->arena, p->region.arena_bytes);
     if (!rc) rc = cpool__capture_init(p);
+    if (!rc && o.start_method == CPOOL_START_SPAWN) rc = cpool__spawn_init(p, o.executable);
     if (rc) {
         free_pool(p);
         return rc;
@@ -341,4 +409,60 @@ void cpool_destroy(cpool_pool_t *h) {
         if (p->w[w].pidfd >= 0) close(p->w[w].pidfd);
     }
     free_pool(p);
+}
+
+/* ------------------------------------------------------------ per-call hooks */
+
+int cpool_set_worker_hooks(cpool_pool_t *h, const char *init_name, const char *exit_name) {
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->lock);
+    if (p->state != POOL_OPEN) rc = CPOOL_E_CLOSED;
+    else if (!workers_settled(p)) rc = -EBUSY; /* a worker would read them half written */
+    else {
+        cpool__fn_shared_t *hooks = p->region.header->settings.hooks;
+        cpool__fn_shared_t init, exit;
+        rc = set_named_hook(&init, init_name && init_name[0] ? init_name : NULL);
+        if (!rc) rc = set_named_hook(&exit, exit_name && exit_name[0] ? exit_name : NULL);
+        if (!rc) {
+            hooks[HOOK_INIT_NAMED] = init;
+            hooks[HOOK_EXIT_NAMED] = exit;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    cpool__pool_leave(p);
+    return rc;
+}
+
+int cpool_take_exit_outputs(cpool_pool_t *h, cpool_exit_output_fn_t fn, void *ctx) {
+    if (!fn) return -EINVAL;
+    cpool__pool_t *p;
+    int rc = cpool__pool_enter(h, &p);
+    if (rc) return rc;
+    int taken = 0;
+    pthread_mutex_lock(&p->lock);
+    for (uint32_t w = 0; w < p->workers; w++) {
+        cpool__hook_outputs_t *room = cpool__hook_outputs(&p->region, w);
+        const unsigned char *bytes = (const unsigned char *)(room + 1);
+        const uint64_t used = atomic_load_explicit(&room->used, memory_order_acquire);
+        uint64_t at = atomic_load_explicit(&room->taken, memory_order_relaxed);
+        while (at + sizeof(uint64_t) <= used) {
+            uint64_t n;
+            memcpy(&n, bytes + at, sizeof n);
+            if (n > used - at - sizeof n) break; /* cannot be: a record is published whole */
+            fn(w, bytes + at + sizeof n, (size_t)n, ctx);
+            taken++;
+            at += sizeof n + ((n + 7) & ~(uint64_t)7);
+        }
+        atomic_store_explicit(&room->taken, at, memory_order_relaxed);
+        /* No process of the slot can be writing: start its room again. */
+        if (!p->w[w].pid && !p->w[w].respawn) {
+            atomic_store_explicit(&room->used, 0, memory_order_relaxed);
+            atomic_store_explicit(&room->taken, 0, memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    cpool__pool_leave(p);
+    return taken;
 }

@@ -56,8 +56,9 @@ static inline int cpool__same_position(cpool__position_t a, cpool__position_t b)
 }
 
 typedef struct cpool__worker {
-    pid_t pid;          /* 0 when no process runs in this slot */
-    int pidfd;          /* -1 when none */
+    pid_t pid;          /* 0 when no process runs in this slot (a thread: this process's) */
+    int pidfd;          /* -1 when none; a thread's: an eventfd it signals when it ends */
+    pthread_t thread;   /* CPOOL_START_THREADS: the slot's thread while pid != 0 */
     int respawn;        /* a replacement is due */
     uint32_t inflight;  /* chunks queued on this slot's ring and not yet ended */
     uint64_t open_items;/* items of those chunks not yet ended */
@@ -116,7 +117,16 @@ struct cpool__pool {
     int event_fd;                   /* pokes the supervisor */
     int started;                    /* first workers forked */
     int start_error;
+
+    /* spawn (spawned.c) */
+    char *executable;
+    char **spawn_env;               /* the environment, then the note and NULL */
+    size_t spawn_env_count;
 };
+
+static inline int cpool__threads(const cpool__pool_t *p) {
+    return p->opts.start_method == CPOOL_START_THREADS;
+}
 
 
 /* Handles (handle.c): every public call that takes a pool enters it (CPOOL_E_CLOSED for

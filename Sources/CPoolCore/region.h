@@ -1,5 +1,6 @@
-/* The pool's shared region: one memfd mapping made before any worker is forked, so it
- * sits at the same address in the parent and in every worker. Its byte layout (see
+/* The pool's shared region: one memfd mapping made before any worker starts. A forked
+ * worker inherits it; a spawned one maps the same memfd at the same address
+ * (spawned.c), so it sits at one address in the parent and in every worker. Its byte layout (see
  * docs/design.md) lives here and nowhere else; the public header never shows it. */
 #ifndef CPOOL_REGION_H
 #define CPOOL_REGION_H
@@ -10,7 +11,7 @@
 
 #define CACHE_LINE 64
 #define REGION_MAGIC 0x4c4f4f50435f5350ull /* "PS_CPOOL" little-endian */
-#define LAYOUT_VERSION 4u
+#define LAYOUT_VERSION 5u
 #define MAX_WORKERS 256u
 #define MAX_FUNCTIONS 256u
 #define MAX_JOBS 4096u
@@ -85,6 +86,7 @@ enum {
     PHASE_IDLE = 0, PHASE_RUNNING = 1, PHASE_PUBLISHING = 2,
     PHASE_INIT = 3,    /* running the init hook */
     PHASE_EXITING = 4, /* running the exit hook */
+    PHASE_STARTING = 5,/* set by the parent when it spawns the process: until it serves */
 };
 
 /* What the parent asks of a worker through `stop`. */
@@ -162,7 +164,7 @@ _Static_assert(sizeof(cpool__worker_ctl_t) == 8 * CACHE_LINE, "control block lay
  * `count` is raised; never changed afterwards. */
 typedef struct cpool__fn_shared {
     char name[64];
-    char signature[96];
+    char signature[96];    /* defined functions: the start of their type, for messages */
     char library[192];     /* dlopen name for by-symbol registration, else "" */
     char symbol[64];       /* dlsym name, else "" */
     char object_path[192]; /* shared object holding fn_addr (dladdr), else "" */
@@ -173,8 +175,37 @@ typedef struct cpool__fn_shared {
     uint32_t flags;
     uint32_t in_bytes;     /* one item's argument record; 0 for the bytes form */
     uint32_t out_bytes;    /* one item's result; 0 for the bytes form */
-    uint64_t generation;   /* fork generation when registered, see worker.c */
+    uint64_t object_dev;   /* the file holding fn_addr (st_dev, st_ino), so that a spawned */
+    uint64_t object_ino;   /* worker uses object_offset only in that very file */
+    uint64_t type_hash;    /* defined functions: hash of their type and sizes */
 } cpool__fn_shared_t;
+
+/* The worker hooks, as entries a process resolves like functions (registry.c): the
+ * options' hooks by address, then the hooks defined by name. */
+enum { HOOK_INIT = 0, HOOK_EXIT = 1, HOOK_INIT_NAMED = 2, HOOK_EXIT_NAMED = 3, HOOK_COUNT = 4 };
+
+/* What a worker needs to know to run, written by the parent before the workers that
+ * read it start (the named hooks: cpool_set_worker_hooks, while none runs). Forked and
+ * spawned workers alike read it here. */
+typedef struct cpool__worker_settings {
+    uint32_t start_method;
+    uint32_t flags;                /* CPOOL_OPTION_* */
+    uint64_t spin_ns;
+    uint64_t max_tasks_per_worker;
+    uint64_t max_memory_growth_bytes;
+    uint64_t hook_ctx;             /* passed to the options' hooks as it is */
+    cpool__fn_shared_t hooks[HOOK_COUNT]; /* name[0] == 0 and fn_addr == 0: none */
+} cpool__worker_settings_t;
+
+/* A slot's room for exit hooks' values (cpool_hook_output): records of an 8-byte length
+ * and the bytes (8-byte aligned) from `taken` to `used`. One writer at a time (the
+ * slot's process); the parent takes what lies below `used`. */
+typedef struct cpool__hook_outputs {
+    _Atomic uint64_t used;
+    _Atomic uint64_t taken;
+    uint64_t pad[6];
+} cpool__hook_outputs_t;
+_Static_assert(sizeof(cpool__hook_outputs_t) == CACHE_LINE, "hook output header");
 
 typedef struct cpool__header {
     uint64_t magic;
@@ -187,8 +218,10 @@ typedef struct cpool__header {
              arena_off, outputs_off;
     uint64_t arena_bytes;
     uint64_t output_bytes;  /* each worker's output ring */
+    uint64_t hook_outputs_off, hook_output_bytes; /* each slot: header + room */
     uint32_t parent_pid;
     uint32_t pad0;
+    cpool__worker_settings_t settings;
     CACHE_ALIGNED _Atomic uint32_t fn_count;   /* functions published so far */
     CACHE_ALIGNED _Atomic uint32_t results_seq;/* futex word parent threads sleep on */
     _Atomic uint32_t parent_sleepers;      /* parent threads asleep on results_seq */
@@ -199,6 +232,7 @@ typedef struct cpool__header {
 typedef struct cpool__region {
     void *base;
     size_t bytes;
+    int fd;                            /* the memfd, kept for spawning; -1 in a worker */
     cpool__header_t *header;
     cpool__worker_ctl_t *ctl;          /* [workers] */
     cpool__task_slot_t *task_slots;    /* [workers][ring_slots] */
@@ -211,13 +245,25 @@ typedef struct cpool__region {
     uint64_t arena_bytes;
     unsigned char *outputs;            /* [workers][output_bytes]: output rings */
     uint64_t output_bytes;
+    unsigned char *hook_outputs;       /* [workers][header + hook_output_bytes] */
+    uint64_t hook_output_bytes;
 } cpool__region_t;
 
 /* Maps and lays out a region (nothing of it is ever visible in /dev/shm) and
  * pre-faults everything but the arena. Returns 0 or -errno. */
 int cpool__region_create(cpool__region_t *r, uint32_t workers, uint32_t ring_slots,
-                         uint64_t arena_bytes, uint64_t output_bytes);
+                         uint64_t arena_bytes, uint64_t output_bytes, uint64_t hook_output_bytes);
+/* A spawned worker: maps the memfd fd at base, exactly there, and finds its parts
+ * from the header. Returns 0, -EEXIST (something else lives at base here), -EPROTO (not
+ * a region of this layout) or -errno. */
+int cpool__region_attach(cpool__region_t *r, int fd, void *base, uint64_t bytes);
 void cpool__region_destroy(cpool__region_t *r);
+
+/* Slot w's exit value room: its header, then its bytes. */
+static inline cpool__hook_outputs_t *cpool__hook_outputs(const cpool__region_t *r, uint32_t w) {
+    return (cpool__hook_outputs_t *)(r->hook_outputs +
+                                     (size_t)w * (sizeof(cpool__hook_outputs_t) + r->hook_output_bytes));
+}
 
 /* Worker w's task-ring slot for position pos. */
 static inline cpool__task_slot_t *cpool__task_slot(const cpool__region_t *r, uint32_t w, uint64_t pos) {

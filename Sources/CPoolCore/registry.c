@@ -5,6 +5,11 @@
 #include <errno.h>
 #include <link.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "definitions.h"
+
+int cpool__spawned_worker;
 
 void cpool__registry_init(cpool__registry_t *r, cpool__region_t *region) {
     memset(r, 0, sizeof *r);
@@ -40,14 +45,95 @@ static int copy_name(char *dst, size_t cap, const char *src) {
     return 0;
 }
 
-/* Builds the private, resolved form of a shared entry in this process. */
-static int resolve(cpool__fn_local_t *l, const cpool__fn_shared_t *s, int parent) {
+/* The identity of the file at path, or 0s. */
+static void identify(const char *path, uint64_t *dev, uint64_t *ino) {
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        *dev = (uint64_t)st.st_dev;
+        *ino = (uint64_t)st.st_ino;
+    } else {
+        *dev = *ino = 0;
+    }
+}
+
+/* The file of a loaded object: the program's own has no name in its link map. */
+static const char *file_of(const char *l_name) { return l_name && l_name[0] ? l_name : "/proc/self/exe"; }
+
+void cpool__locate(cpool__fn_shared_t *s, void *fn) {
+    Dl_info info;
+    struct link_map *map = NULL;
+    if (!dladdr1(fn, &info, (void **)&map, RTLD_DL_LINKMAP) || !info.dli_fname || !map) return;
+    if (copy_name(s->object_path, sizeof s->object_path, info.dli_fname) != 0) s->object_path[0] = '\0';
+    s->object_offset = (uint64_t)((uintptr_t)fn - map->l_addr);
+    identify(file_of(map->l_name), &s->object_dev, &s->object_ino);
+}
+
+typedef struct object_search {
+    uint64_t dev, ino;
+    uintptr_t base;
+    int found;
+} object_search_t;
+
+static int match_object(struct dl_phdr_info *info, size_t size, void *arg) {
+    (void)size;
+    object_search_t *q = arg;
+    uint64_t dev, ino;
+    identify(file_of(info->dlpi_name), &dev, &ino);
+    if (dev != q->dev || ino != q->ino) return 0;
+    q->base = (uintptr_t)info->dlpi_addr;
+    q->found = 1;
+    return 1;
+}
+
+/* A spawned worker: the address of entry s's code in this process, found in the same
+ * file (by identity, never by name alone) at the same offset, loading it when it is a
+ * library this process has not loaded. NULL when this process cannot have it. */
+static void *find_in_same_file(const cpool__fn_shared_t *s) {
+    if (!s->object_dev && !s->object_ino) return NULL;
+    object_search_t q = {s->object_dev, s->object_ino, 0, 0};
+    dl_iterate_phdr(match_object, &q);
+    if (!q.found && s->object_path[0] && dlopen(s->object_path, RTLD_NOW | RTLD_LOCAL))
+        dl_iterate_phdr(match_object, &q);
+    return q.found ? (void *)(q.base + s->object_offset) : NULL;
+}
+
+/* A worker forked before this registration: the address is good if the object that
+ * holds it was mapped here too (it was, unless the parent dlopened it after this worker
+ * started); else open that object here and find the function at the same offset. */
+static void *find_after_fork(const cpool__fn_shared_t *s) {
+    Dl_info info;
+    void *addr = (void *)(uintptr_t)s->fn_addr;
+    if (dladdr(addr, &info) && info.dli_fname && strcmp(info.dli_fname, s->object_path) == 0) return addr;
+    if (!s->object_path[0]) return NULL;
+    void *h = dlopen(s->object_path, RTLD_NOW | RTLD_LOCAL);
+    struct link_map *map = NULL;
+    if (!h || dlinfo(h, RTLD_DI_LINKMAP, &map) != 0 || !map) return NULL;
+    return (void *)(map->l_addr + s->object_offset);
+}
+
+/* Entry s defined by name: this process's definition, which must be of the same kind
+ * and type. */
+static int resolve_defined(cpool__fn_local_t *l, const cpool__fn_shared_t *s, int parent) {
+    cpool__definition_t d;
+    if (cpool__definition_find(s->name, &d) != 0)
+        return parent ? CPOOL_E_UNKNOWN_FUNCTION : CPOOL_E_NOT_IN_WORKER;
+    const int hook = s->kind == FN_KIND_DEFINED_HOOK;
+    if (d.is_hook != hook || (!hook && d.type_hash != s->type_hash)) return CPOOL_E_SIGNATURE;
+    l->fn = d.fn;
+    l->ctx = d.ctx;
+    l->kind = hook ? FN_KIND_HOOK : FN_KIND_BATCH;
+    l->state = 1;
+    return 0;
+}
+
+int cpool__resolve(cpool__fn_local_t *l, const cpool__fn_shared_t *s, int parent) {
     memset(l, 0, sizeof *l);
     l->kind = s->kind;
     l->ctx = (void *)(uintptr_t)s->ctx;
     l->in_bytes = s->in_bytes;
     l->out_bytes = s->out_bytes;
-    if (s->kind != FN_KIND_BATCH) {
+    if (s->kind == FN_KIND_DEFINED || s->kind == FN_KIND_DEFINED_HOOK) return resolve_defined(l, s, parent);
+    if (s->kind == FN_KIND_SCALAR || s->kind == FN_KIND_BYTES) {
         int rc = cpool__signature_parse(s->signature, &l->sig);
         if (rc) return rc;
     }
@@ -59,24 +145,8 @@ static int resolve(cpool__fn_local_t *l, const cpool__fn_shared_t *s, int parent
     } else if (parent) {
         l->fn = (void *)(uintptr_t)s->fn_addr;
     } else {
-        /* A worker forked before this registration. The address is good if the
-         * object that holds it was mapped here too (it was, unless the parent
-         * dlopened it after this worker started); else open that object here and
-         * find the function at the same offset from its base. */
-        Dl_info info;
-        void *addr = (void *)(uintptr_t)s->fn_addr;
-        if (dladdr(addr, &info) && info.dli_fname &&
-            strcmp(info.dli_fname, s->object_path) == 0) {
-            l->fn = addr;
-        } else if (s->object_path[0]) {
-            void *h = dlopen(s->object_path, RTLD_NOW | RTLD_LOCAL);
-            struct link_map *map = NULL;
-            if (!h || dlinfo(h, RTLD_DI_LINKMAP, &map) != 0 || !map)
-                return CPOOL_E_NOT_IN_WORKER;
-            l->fn = (void *)(map->l_addr + s->object_offset);
-        } else {
-            return CPOOL_E_NOT_IN_WORKER;
-        }
+        l->fn = cpool__spawned_worker ? find_in_same_file(s) : find_after_fork(s);
+        if (!l->fn) return CPOOL_E_NOT_IN_WORKER;
     }
     if (s->kind == FN_KIND_SCALAR || s->kind == FN_KIND_BYTES) {
         for (unsigned i = 0; i < l->sig.nargs; i++)
@@ -109,12 +179,25 @@ int cpool__registry_add(cpool__registry_t *r, const char *name, const char *sign
     uint32_t id = atomic_load_explicit(&h->fn_count, memory_order_relaxed);
     if (id >= MAX_FUNCTIONS) return CPOOL_E_FULL;
 
+    /* A spawned worker has none of the parent's memory but the region. */
+    const uintptr_t c = (uintptr_t)ctx, base = (uintptr_t)r->region->base;
+    if (r->region->header->settings.start_method == CPOOL_START_SPAWN && kind == FN_KIND_BATCH && ctx &&
+        (c < base || c >= base + r->region->bytes))
+        return CPOOL_E_START_METHOD;
+
     cpool__fn_shared_t *s = &r->region->functions[id];
     memset(s, 0, sizeof *s);
     if (copy_name(s->name, sizeof s->name, name) || copy_name(s->library, sizeof s->library, library) ||
         copy_name(s->symbol, sizeof s->symbol, symbol))
         return -ENAMETOOLONG;
-    if (kind != FN_KIND_BATCH) {
+    if (kind == FN_KIND_DEFINED) {
+        cpool__definition_t d;
+        if (cpool__definition_find(name, &d) != 0 || d.is_hook) return CPOOL_E_UNKNOWN_FUNCTION;
+        memcpy(s->signature, d.type_start, sizeof s->signature - 1);
+        s->type_hash = d.type_hash;
+        in_bytes = d.in_bytes;
+        out_bytes = d.out_bytes;
+    } else if (kind != FN_KIND_BATCH) {
         cpool__signature_t sig;
         int rc = cpool__signature_parse(signature, &sig);
         if (rc) return rc;
@@ -129,16 +212,8 @@ int cpool__registry_add(cpool__registry_t *r, const char *name, const char *sign
     s->out_bytes = out_bytes;
     s->ctx = (uint64_t)(uintptr_t)ctx;
     s->fn_addr = (uint64_t)(uintptr_t)fn;
-    if (fn) {
-        Dl_info info;
-        struct link_map *map = NULL;
-        if (dladdr1(fn, &info, (void **)&map, RTLD_DL_LINKMAP) && info.dli_fname && map) {
-            if (copy_name(s->object_path, sizeof s->object_path, info.dli_fname) != 0)
-                s->object_path[0] = '\0';
-            s->object_offset = (uint64_t)((uintptr_t)fn - map->l_addr);
-        }
-    }
-    int rc = resolve(&r->local[id], s, 1);
+    if (fn) cpool__locate(s, fn);
+    int rc = cpool__resolve(&r->local[id], s, 1);
     if (rc) {
         memset(&r->local[id], 0, sizeof r->local[id]);
         return rc;
@@ -162,7 +237,7 @@ const cpool__fn_local_t *cpool__registry_get(cpool__registry_t *r, uint32_t id, 
         *err = CPOOL_E_UNKNOWN_FUNCTION;
         return NULL;
     }
-    int rc = resolve(l, &r->region->functions[id], 0);
+    int rc = cpool__resolve(l, &r->region->functions[id], 0);
     if (rc) {
         l->state = rc;
         *err = rc;

@@ -1,9 +1,11 @@
 /* The function registry: what a function id means and how a worker calls it.
  * Entries are published in the shared region (the source of truth, append-only);
  * each process keeps a private cache of resolved entries (function address, libffi
- * call interface). Workers inherit the parent's cache at fork, so functions
- * registered before a worker started cost nothing to find; a function registered
- * later is resolved by the worker on first use (dlopen/dlsym or dladdr). */
+ * call interface). Forked workers inherit the parent's cache, so functions registered
+ * before a worker started cost nothing to find; any other entry is resolved by the
+ * worker on first use: by library and symbol (dlopen/dlsym), by name in the process's
+ * definitions, or by the file that holds its address and its offset there. Worker
+ * hooks are entries of the same form (region.h, cpool__worker_settings_t). */
 #ifndef CPOOL_REGISTRY_H
 #define CPOOL_REGISTRY_H
 
@@ -16,7 +18,15 @@
 #include "region.h"
 #include "signature.h"
 
-enum { FN_KIND_SCALAR = 1, FN_KIND_BYTES = 2, FN_KIND_BATCH = 3 };
+enum {
+    FN_KIND_SCALAR = 1, FN_KIND_BYTES = 2, FN_KIND_BATCH = 3,
+    FN_KIND_DEFINED = 4,      /* a batch function defined by name (cpool_define) */
+    FN_KIND_HOOK = 5,         /* a worker hook by address (options.worker_init/exit) */
+    FN_KIND_DEFINED_HOOK = 6, /* a worker hook defined by name (cpool_define_hook) */
+};
+
+/* Set in a spawned worker (spawned.c): addresses of the parent mean nothing here. */
+extern int cpool__spawned_worker;
 
 typedef struct cpool__fn_local {
     int32_t state;  /* 0: not resolved yet; 1: ready; < 0: the error resolving it */
@@ -44,6 +54,13 @@ int cpool__registry_add(cpool__registry_t *r, const char *name, const char *sign
                         uint32_t flags);
 
 int cpool__registry_find(const cpool__registry_t *r, const char *name);
+
+/* Builds this process's resolved form of entry s (a function or a hook). parent: the
+ * process that wrote the entry. Returns 0 or a negative code. */
+int cpool__resolve(cpool__fn_local_t *l, const cpool__fn_shared_t *s, int parent);
+
+/* Fills s with where fn lives: its shared object, offset and file identity. */
+void cpool__locate(cpool__fn_shared_t *s, void *fn);
 
 /* The resolved entry for id in this process, resolving it on first use. Returns NULL
  * and *err when the id is unknown or cannot be resolved here. */

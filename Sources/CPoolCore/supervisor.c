@@ -1,7 +1,7 @@
-/* The supervisor: one long-lived thread per pool that forks every worker (so that
- * PR_SET_PDEATHSIG, which fires when the forking *thread* exits, fires only when
+/* The supervisor: one long-lived thread per pool that starts every worker (so that
+ * PR_SET_PDEATHSIG, which fires when the starting *thread* exits, fires only when
  * the pool or the process goes away), notices deaths through pidfds, settles the
- * dead worker's tasks, forks replacements, and kills tasks that pass their timeout. */
+ * dead worker's tasks, starts replacements, and kills tasks that pass their timeout. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -18,6 +18,7 @@
 #include "completion.h"
 #include "events.h"
 #include "job.h"
+#include "spawned.h"
 #include "supervisor.h"
 
 #ifndef P_PIDFD
@@ -28,26 +29,73 @@ static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0);
 
 void cpool__signal_worker(cpool__pool_t *p, uint32_t w, int sig) {
     /* Through the pidfd, never by pid: when the host reaps our children itself, the pid
-     * of a dead worker may already belong to an unrelated process. */
-    if (p->w[w].pidfd >= 0) syscall(SYS_pidfd_send_signal, p->w[w].pidfd, sig, NULL, 0);
+     * of a dead worker may already belong to an unrelated process. A thread cannot be
+     * stopped from outside. */
+    if (p->w[w].pidfd >= 0 && !cpool__threads(p)) syscall(SYS_pidfd_send_signal, p->w[w].pidfd, sig, NULL, 0);
 }
 
-/* Forks the process for slot w; `replacing` says whether the slot had one before.
- * Locks held: none (the child touches no lock). */
-static int spawn(cpool__pool_t *p, uint32_t w, int replacing) {
+/* A worker thread's start: it runs the worker loop, then says on its eventfd that it
+ * has ended (the supervisor polls it like a pidfd). */
+typedef struct thread_start {
+    cpool__pool_t *p;
+    uint32_t w;
+    int done_fd;
+    uint64_t started_ns;
+} thread_start_t;
+
+static void *worker_thread(void *arg) {
+    thread_start_t t = *(thread_start_t *)arg;
+    free(arg);
+    cpool__worker_thread(t.p, t.w, t.started_ns);
+    uint64_t one = 1;
+    if (write(t.done_fd, &one, sizeof one) < 0) { /* cannot fail: a fresh eventfd */ }
+    return NULL;
+}
+
+/* Starts the thread for slot w: *fd becomes its eventfd. Returns 0 or -errno. */
+static int start_thread(cpool__pool_t *p, uint32_t w, uint64_t started_ns, int *fd) {
+    thread_start_t *t = malloc(sizeof *t);
+    if (!t) return -ENOMEM;
+    *t = (thread_start_t){p, w, eventfd(0, EFD_CLOEXEC), started_ns};
+    if (t->done_fd < 0) {
+        free(t);
+        return -errno;
+    }
+    *fd = t->done_fd;
+    int rc = pthread_create(&p->w[w].thread, NULL, worker_thread, t);
+    if (rc) {
+        close(t->done_fd);
+        free(t);
+    }
+    return -rc;
+}
+
+/* Starts the process for slot w as the start method says (fork or spawn). Returns 0
+ * and *pid and *pidfd, or -errno. Locks held: none (a forked child touches no lock). */
+static int start_process(cpool__pool_t *p, uint32_t w, uint64_t started_ns, pid_t *pid_out,
+                         int *pidfd) {
     cpool__capture_pipes_t pipes;
     int rc = cpool__capture_prepare(p, &pipes);
     if (rc) return rc;
-    const uint64_t forked_ns = cpool__now_ns();
-    pid_t pid = fork();
-    if (pid < 0) {
-        rc = -errno;
+    pid_t pid;
+    if (p->opts.start_method == CPOOL_START_SPAWN) {
+        /* Until the process serves, the start-up timeout watches it (see spawned.h). */
+        cpool__worker_ctl_t *c = &p->region.ctl[w];
+        atomic_store(&c->state.phase_since_ns, started_ns);
+        atomic_store(&c->state.phase, PHASE_STARTING);
+        rc = cpool__spawn_process(p, w, &pipes, started_ns, &pid);
+        if (rc) atomic_store(&c->state.phase, PHASE_IDLE);
+    } else {
+        pid = fork();
+        if (pid < 0) rc = -errno;
+        if (pid == 0) {
+            cpool__capture_enter_child(&pipes);
+            cpool__worker_main(p, w, started_ns);
+        }
+    }
+    if (rc) {
         cpool__capture_abandon(&pipes);
         return rc;
-    }
-    if (pid == 0) {
-        cpool__capture_enter_child(&pipes);
-        cpool__worker_main(p, w, forked_ns);
     }
     cpool__capture_adopt(p, w, &pipes);
     int fd = pidfd_open_(pid);
@@ -58,6 +106,20 @@ static int spawn(cpool__pool_t *p, uint32_t w, int replacing) {
         cpool__capture_finish(p, w);
         return -e;
     }
+    *pid_out = pid;
+    *pidfd = fd;
+    return 0;
+}
+
+/* Starts slot w's worker; `replacing` says whether the slot had one before.
+ * Locks held: none. */
+static int spawn(cpool__pool_t *p, uint32_t w, int replacing) {
+    const uint64_t started_ns = cpool__now_ns();
+    pid_t pid = getpid();
+    int fd = -1;
+    int rc = cpool__threads(p) ? start_thread(p, w, started_ns, &fd)
+                               : start_process(p, w, started_ns, &pid, &fd);
+    if (rc) return rc;
     pthread_mutex_lock(&p->lock);
     p->w[w].pid = pid;
     p->w[w].pidfd = fd;
@@ -71,7 +133,7 @@ static int spawn(cpool__pool_t *p, uint32_t w, int replacing) {
 
 void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, cpool__position_t at) {
     cpool__worker_t *ws = &p->w[w];
-    if (!ws->pid || ws->kill_reason != KILL_NONE) return;
+    if (!ws->pid || ws->kill_reason != KILL_NONE || cpool__threads(p)) return;
     ws->kill_reason = reason;
     ws->kill_at = at;
     if (p->opts.kill_grace_ns) {
@@ -96,8 +158,9 @@ static void watch_timeouts(cpool__pool_t *p, uint64_t now) {
         }
         const uint32_t phase = atomic_load(&c->state.phase);
         if (ws->pid && ws->kill_reason == KILL_NONE &&
-            (phase == PHASE_INIT || phase == PHASE_EXITING)) {
-            uint64_t limit = phase == PHASE_INIT ? p->opts.init_timeout_ns : p->opts.exit_timeout_ns;
+            (phase == PHASE_INIT || phase == PHASE_EXITING || phase == PHASE_STARTING)) {
+            uint64_t limit = phase == PHASE_EXITING ? p->opts.exit_timeout_ns : p->opts.init_timeout_ns;
+            if (phase == PHASE_STARTING && !limit) limit = SPAWN_START_TIMEOUT_NS;
             if (limit && now - atomic_load(&c->state.phase_since_ns) >= limit)
                 cpool__kill_worker(p, w, KILL_HOOK_TIMEOUT, (cpool__position_t){0, 0, 0});
         }
@@ -129,8 +192,11 @@ static int watch_period_ms(cpool__pool_t *p) {
     if (p->custom_timeouts) t = shorter(t, p->min_custom_timeout_ns);
     t = shorter(t, p->opts.init_timeout_ns);
     t = shorter(t, p->opts.exit_timeout_ns);
-    for (uint32_t w = 0; w < p->workers; w++)
+    for (uint32_t w = 0; w < p->workers; w++) {
         if (p->w[w].kill_deadline_ns) t = shorter(t, p->opts.kill_grace_ns);
+        if (p->w[w].pid && atomic_load(&p->region.ctl[w].state.phase) == PHASE_STARTING)
+            t = shorter(t, SPAWN_START_TIMEOUT_NS);
+    }
     if (!t) return -1;
     uint64_t ms = t / 8 / 1000000u;
     if (ms < 1) ms = 1;
@@ -147,6 +213,13 @@ static int collect_deaths(cpool__pool_t *p, const struct pollfd *fds, const uint
         if (slot_of[i] == CAPTURE_ENTRY) continue;
         if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
         uint32_t w = slot_of[i];
+        if (cpool__threads(p)) { /* its eventfd: the thread has returned */
+            pthread_join(p->w[w].thread, NULL);
+            cpool__settle_death(p, w, NULL);
+            died[w] = 1;
+            changed = 1;
+            continue;
+        }
         /* A readable pidfd means the process has exited. Collect its status; a host
          * that ignores SIGCHLD or reaps every child itself leaves none (ECHILD), and
          * the death is settled all the same. */

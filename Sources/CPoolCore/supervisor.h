@@ -25,8 +25,12 @@ void cpool__kill_worker(cpool__pool_t *p, uint32_t w, int reason, cpool__positio
  * when the host collected it first. Locks held: p->lock. (death.c) */
 void cpool__settle_death(cpool__pool_t *p, uint32_t w, const siginfo_t *si);
 
-/* Worker process entry (worker.c); never returns. forked_ns: when the parent forked it
- * (monotonic), for the slot's start-up time. */
-_Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot, uint64_t forked_ns);
+/* Worker process entry (worker.c); never returns. started_ns: when the parent started
+ * it (monotonic), for the slot's start-up time. */
+_Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot, uint64_t started_ns);
+
+/* Worker thread entry (worker.c): serves until told to stop or its lifespan ends;
+ * returns its exit status, also left in `leaving`. */
+int cpool__worker_thread(cpool__pool_t *p, uint32_t slot, uint64_t started_ns);
 
 #endif

@@ -1,7 +1,8 @@
-/* The worker process: wait for a task, run it, publish its completion; repeat until
- * told to stop or the lifespan is reached. Runs in a forked child, so it is plain
- * synchronous code: no threads, no locks shared with the parent; its only stdio is
- * making the tasks' own output behave (prepare_stdio). */
+/* The worker: wait for a task, run it, publish its completion; repeat until told to
+ * stop or the lifespan is reached. One loop for every start method: a forked or
+ * spawned process (cpool__worker_main) or a thread of the parent (cpool__worker_thread).
+ * It is plain synchronous code with no locks shared with the parent; everything it
+ * knows comes from the shared region (its settings: region.h). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,18 @@
 #include "ring.h"
 #include "supervisor.h"
 
+_Thread_local int cpool__worker_slot = -1;
+
+int cpool_worker_id(void) { return cpool__worker_slot; }
+
+/* Where cpool_hook_output writes: set while this thread runs an exit hook. */
+static _Thread_local struct {
+    cpool__hook_outputs_t *room;
+    unsigned char *bytes;
+    uint64_t capacity;
+    uint64_t mark; /* where this hook's value starts */
+} hook_writer;
+
 /* How long a sleeping worker waits before it checks that its parent still lives.
  * PR_SET_PDEATHSIG does the real work; this only backs it up. */
 #define PARENT_CHECK_NS 1000000000ull
@@ -30,17 +43,18 @@
 typedef struct worker_ctx {
     cpool__pool_t *pool;
     cpool__region_t *r;
+    const cpool__worker_settings_t *settings;
     cpool__worker_ctl_t *ctl;
     cpool__task_slot_t *tasks;
     cpool__completion_t *results;
     uint32_t slot, capacity;
-    pid_t parent;
+    pid_t parent;                      /* 0 on a thread: no parent to outlive */
     int insights;                      /* CPOOL_OPTION_INSIGHTS: time every item */
     double ns_per_item[MAX_FUNCTIONS]; /* last measure, per function; 0: none yet */
 } worker_ctx_t;
 
-/* Leaves with status, saying so first in shared memory (see `leaving`). What the tasks
- * printed and did not end with a newline goes out first. */
+/* A process leaves with status, saying so first in shared memory (see `leaving`).
+ * What the tasks printed and did not end with a newline goes out first. */
 static _Noreturn void leave(cpool__worker_ctl_t *ctl, int status) {
     fflush(stdout);
     fflush(stderr);
@@ -95,7 +109,7 @@ static void note_item_time(const worker_ctx_t *w, const cpool__task_t *t, uint32
 }
 
 static void check_parent(const worker_ctx_t *w) {
-    if (getppid() != w->parent) leave(w->ctl, 0);
+    if (w->parent && getppid() != w->parent) leave(w->ctl, 0);
 }
 
 /* 1 when this worker's task ring holds half its capacity or less: room the parent can
@@ -164,7 +178,7 @@ static uint64_t wait_for_task(const worker_ctx_t *w) {
             cpool__backoff_start(&b);
             started = 1;
         }
-        if (cpool__backoff(&b, w->pool->opts.spin_ns)) continue;
+        if (cpool__backoff(&b, w->settings->spin_ns)) continue;
         if (cpool__sleep_unless(&ctl->from_worker.sleeping, &ctl->to_worker.wake_seq, PARENT_CHECK_NS,
                                 has_work, ctl) == -ETIMEDOUT)
             check_parent(w);
@@ -368,70 +382,138 @@ static void reset_signals(void) {
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-_Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot, uint64_t forked_ns) {
-    worker_ctx_t w = {
-        .pool = p,
-        .r = &p->region,
-        .ctl = &p->region.ctl[slot],
-        .tasks = cpool__task_slot(&p->region, slot, 0),
-        .results = cpool__result_ring(&p->region, slot),
-        .slot = slot,
-        .capacity = p->region.header->ring_slots,
-        .parent = p->parent_pid,
-        .insights = (p->opts.flags & CPOOL_OPTION_INSIGHTS) != 0,
-    };
-    /* SIGKILL when the forking thread (the supervisor, which lives as long as the
-     * pool) or the whole parent dies; then check that the parent did not die before
-     * the request took effect. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    check_parent(&w);
-    reset_signals();
-    prepare_stdio();
-    cpool__writer = (cpool__output_writer_t){
-        .pool = p, .ctl = w.ctl, .ring = cpool__output_ring(&p->region, slot),
-        .capacity = p->region.output_bytes, .parent = p->parent_pid,
-    };
-
-    cpool__insights_t *in = &w.ctl->insights;
-    if (p->opts.worker_init) {
-        enter_hook_phase(&w, PHASE_INIT);
-        const uint64_t t0 = cpool__now_ns();
-        if (p->opts.worker_init(slot, p->opts.hook_ctx) != 0) leave(w.ctl, EXIT_INIT_FAILED);
-        add_time(&in->init_ns, cpool__now_ns() - t0);
-        atomic_store_explicit(&w.ctl->state.phase, PHASE_IDLE, memory_order_release);
+/* Runs hook entry `which` of the settings, when set. Returns its result, or 1 when it
+ * cannot be found in this process (said on stderr: the user must hear why). */
+static int run_hook(const worker_ctx_t *w, int which) {
+    const cpool__fn_shared_t *s = &w->settings->hooks[which];
+    if (!s->name[0] && !s->fn_addr) return 0;
+    cpool__fn_local_t h;
+    int rc = cpool__resolve(&h, s, !cpool__spawned_worker);
+    if (rc) {
+        fprintf(stderr, "cpool worker %u: hook %s: %s\n", w->slot, s->name[0] ? s->name : "(by address)",
+                cpool_strerror(rc));
+        return 1;
     }
-    add_time(&in->startup_ns, cpool__now_ns() - forked_ns);
-    add_time(&in->processes, 1);
-    atomic_store_explicit(&w.ctl->state.init_ok, 1, memory_order_release);
-    cpool__wake_waiters(p); /* cpool_start_workers waits for this */
+    return ((cpool_worker_hook_t)h.fn)(w->slot, h.ctx);
+}
 
-    const uint64_t lifespan = p->opts.max_tasks_per_worker;
-    const uint64_t growth = p->opts.max_memory_growth_bytes;
+/* The init hooks: the options' one, then the named one. Returns 0 when both succeeded. */
+static int run_init_hooks(worker_ctx_t *w) {
+    const cpool__fn_shared_t *hooks = w->settings->hooks;
+    if (!hooks[HOOK_INIT].fn_addr && !hooks[HOOK_INIT_NAMED].name[0]) return 0;
+    cpool__insights_t *in = &w->ctl->insights;
+    enter_hook_phase(w, PHASE_INIT);
+    const uint64_t t0 = cpool__now_ns();
+    if (run_hook(w, HOOK_INIT) != 0 || run_hook(w, HOOK_INIT_NAMED) != 0) return 1;
+    add_time(&in->init_ns, cpool__now_ns() - t0);
+    atomic_store_explicit(&w->ctl->state.phase, PHASE_IDLE, memory_order_release);
+    return 0;
+}
+
+/* The exit hooks, in the reverse order, each able to hand the parent a value. */
+static void run_exit_hooks(worker_ctx_t *w) {
+    const cpool__fn_shared_t *hooks = w->settings->hooks;
+    if (!hooks[HOOK_EXIT].fn_addr && !hooks[HOOK_EXIT_NAMED].name[0]) return;
+    enter_hook_phase(w, PHASE_EXITING);
+    const uint64_t t0 = cpool__now_ns();
+    cpool__hook_outputs_t *room = cpool__hook_outputs(w->r, w->slot);
+    hook_writer.room = room;
+    hook_writer.bytes = (unsigned char *)(room + 1);
+    hook_writer.capacity = w->r->hook_output_bytes;
+    static const int order[] = {HOOK_EXIT_NAMED, HOOK_EXIT};
+    for (int i = 0; i < 2; i++) {
+        hook_writer.mark = atomic_load_explicit(&room->used, memory_order_relaxed);
+        run_hook(w, order[i]);
+    }
+    hook_writer.room = NULL;
+    add_time(&w->ctl->insights.exit_ns, cpool__now_ns() - t0);
+}
+
+int cpool_hook_output(const void *bytes, size_t count) {
+    if (!hook_writer.room) return -EPERM;
+    if (!bytes && count) return -EINVAL;
+    const uint64_t need = sizeof(uint64_t) + ((count + 7) & ~(uint64_t)7);
+    if (count > hook_writer.capacity || hook_writer.mark + need > hook_writer.capacity) return -ENOSPC;
+    unsigned char *at = hook_writer.bytes + hook_writer.mark;
+    const uint64_t n = count;
+    memcpy(at, &n, sizeof n);
+    if (count) memcpy(at + sizeof n, bytes, count);
+    atomic_store_explicit(&hook_writer.room->used, hook_writer.mark + need, memory_order_release);
+    return 0;
+}
+
+/* The worker's life from its init hooks to its exit hooks; returns its exit status. */
+static int serve(worker_ctx_t *w, uint64_t started_ns) {
+    cpool__worker_slot = (int)w->slot;
+    cpool__writer = (cpool__output_writer_t){
+        .pool = w->pool, .ctl = w->ctl, .ring = cpool__output_ring(w->r, w->slot),
+        .capacity = w->r->output_bytes, .parent = w->parent,
+    };
+    cpool__insights_t *in = &w->ctl->insights;
+    if (run_init_hooks(w) != 0) return EXIT_INIT_FAILED;
+    add_time(&in->startup_ns, cpool__now_ns() - started_ns);
+    add_time(&in->processes, 1);
+    atomic_store_explicit(&w->ctl->state.phase, PHASE_IDLE, memory_order_release);
+    atomic_store_explicit(&w->ctl->state.init_ok, 1, memory_order_release);
+    cpool__wake_waiters(w->pool); /* cpool_start_workers waits for this */
+
+    const uint64_t lifespan = w->settings->max_tasks_per_worker;
+    const uint64_t growth = w->settings->max_memory_growth_bytes;
     const uint64_t baseline = growth ? resident_bytes() : 0;
     int status = 0;
     for (;;) {
-        uint64_t pos = next_task(&w);
+        uint64_t pos = next_task(w);
         if (pos == UINT64_MAX) break;
-        run_task(&w, pos);
-        cpool__ring_release(&w.ctl->from_worker.task_tail, pos);
-        atomic_store_explicit(&w.ctl->state.phase, PHASE_IDLE, memory_order_release);
+        run_task(w, pos);
+        cpool__ring_release(&w->ctl->from_worker.task_tail, pos);
+        atomic_store_explicit(&w->ctl->state.phase, PHASE_IDLE, memory_order_release);
         /* Out of tasks: the parent may have work to give this worker (another's). */
-        if (cpool__ring_peek(&w.ctl->to_worker.task_head, &w.ctl->from_worker.task_tail) == UINT64_MAX)
-            cpool__wake_waiters(p);
+        if (cpool__ring_peek(&w->ctl->to_worker.task_head, &w->ctl->from_worker.task_tail) == UINT64_MAX)
+            cpool__wake_waiters(w->pool);
         if (lifespan &&
-            atomic_load_explicit(&w.ctl->state.items_done, memory_order_relaxed) >= lifespan)
+            atomic_load_explicit(&w->ctl->state.items_done, memory_order_relaxed) >= lifespan)
             break;
         if (growth && resident_bytes() > baseline + growth) {
             status = EXIT_RECYCLED;
             break;
         }
     }
-    if (atomic_load_explicit(&w.ctl->to_worker.stop, memory_order_acquire) != STOP_NOW &&
-        p->opts.worker_exit) {
-        enter_hook_phase(&w, PHASE_EXITING);
-        const uint64_t t0 = cpool__now_ns();
-        p->opts.worker_exit(slot, p->opts.hook_ctx);
-        add_time(&in->exit_ns, cpool__now_ns() - t0);
-    }
-    leave(w.ctl, status);
+    if (atomic_load_explicit(&w->ctl->to_worker.stop, memory_order_acquire) != STOP_NOW) run_exit_hooks(w);
+    return status;
+}
+
+static worker_ctx_t context_for(cpool__pool_t *p, uint32_t slot, pid_t parent) {
+    const cpool__worker_settings_t *settings = &p->region.header->settings;
+    return (worker_ctx_t){
+        .pool = p,
+        .r = &p->region,
+        .settings = settings,
+        .ctl = &p->region.ctl[slot],
+        .tasks = cpool__task_slot(&p->region, slot, 0),
+        .results = cpool__result_ring(&p->region, slot),
+        .slot = slot,
+        .capacity = p->region.header->ring_slots,
+        .parent = parent,
+        .insights = (settings->flags & CPOOL_OPTION_INSIGHTS) != 0,
+    };
+}
+
+_Noreturn void cpool__worker_main(cpool__pool_t *p, uint32_t slot, uint64_t started_ns) {
+    worker_ctx_t w = context_for(p, slot, p->parent_pid);
+    /* SIGKILL when the starting thread (the supervisor, which lives as long as the
+     * pool) or the whole parent dies; then check that the parent did not die before
+     * the request took effect. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    check_parent(&w);
+    reset_signals();
+    prepare_stdio();
+    leave(w.ctl, serve(&w, started_ns));
+}
+
+int cpool__worker_thread(cpool__pool_t *p, uint32_t slot, uint64_t started_ns) {
+    worker_ctx_t w = context_for(p, slot, 0);
+    const int status = serve(&w, started_ns);
+    atomic_store_explicit(&w.ctl->state.leaving, (uint32_t)status + 1, memory_order_release);
+    cpool__worker_slot = -1;
+    return status;
 }

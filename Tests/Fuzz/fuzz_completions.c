@@ -23,7 +23,7 @@ static cpool__pool_t *make_fake_pool(void) {
     pthread_cond_init(&p->changed, NULL);
     p->w = calloc(1, sizeof *p->w);
     p->w[0].pidfd = -1;
-    if (cpool__region_create(&p->region, 1, 256, 1 << 20, 1 << 16) != 0) abort();
+    if (cpool__region_create(&p->region, 1, 256, 1 << 20, 1 << 16, 1 << 12) != 0) abort();
     cpool__arena_init(&p->arena, p->region.arena_bytes);
     cpool__registry_init(&p->registry, &p->region);
     for (uint32_t i = 0; i < MAX_JOBS; i++) p->free_slots[i] = MAX_JOBS - 1 - i;

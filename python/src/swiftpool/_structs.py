@@ -30,6 +30,12 @@ class Options(C.Structure):
         ("event_ctx", C.c_void_p),
         ("on_output", C.c_void_p),
         ("output_ctx", C.c_void_p),
+        ("start_method", C.c_uint32),
+        ("reserved2", C.c_uint32),
+        ("executable", C.c_char_p),
+        ("worker_init_name", C.c_char_p),
+        ("worker_exit_name", C.c_char_p),
+        ("hook_output_bytes", C.c_uint64),
     ]
 
 
