@@ -37,10 +37,16 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
+        // What the tests' spawned workers run: the functions both sides define by name,
+        // and the program that serves them (the test bundle's own main is SwiftPM's).
+        .target(name: "SwiftPoolSpawnFunctions", dependencies: ["SwiftPool"], path: "Tests/SpawnFunctions"),
+        .executableTarget(name: "swiftpool-spawn-worker", dependencies: ["SwiftPool", "SwiftPoolSpawnFunctions"],
+                          path: "Tests/SpawnWorker"),
         .testTarget(
             name: "SwiftPoolTests",
             dependencies: [
                 "SwiftPool",
+                "SwiftPoolSpawnFunctions",
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]

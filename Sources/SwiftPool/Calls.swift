@@ -16,9 +16,9 @@ final class _Call: @unchecked Sendable {
 
     /// Waits for a lease for `function` (see `PoolWorkers`).
     @usableFromInline
-    init(pool: ProcessPool, function: _TaskFunction) throws {
+    init(pool: ProcessPool, function: _TaskFunction, hooks: WorkerHooks? = nil) throws {
         self.pool = pool
-        lease = try pool.workers.lease(function)
+        lease = try pool.workers.lease(function, hooks: hooks)
     }
 
     init(pool: ProcessPool, lease: Lease) {

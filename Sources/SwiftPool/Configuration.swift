@@ -11,6 +11,10 @@ public struct ProcessPoolConfiguration: Sendable {
     /// as `cpool_cpu_count()` reports them.
     public var workerCount: Int
 
+    /// How workers start: forked (the default), spawned from a program that serves, or as
+    /// threads of this process (see ``StartMethod`` for what each allows).
+    public var startMethod: StartMethod
+
     /// Keep the workers alive between calls (mpire's `keep_alive`). Off: each call forks
     /// fresh workers, which see every closure that exists at that moment, and stops them
     /// afterwards. On: workers survive between calls; functions made with
@@ -52,7 +56,9 @@ public struct ProcessPoolConfiguration: Sendable {
     /// Runs in each worker process when it starts, with the worker's id
     /// (0 ..< workerCount). Throwing makes that worker exit; a pool whose workers keep
     /// failing to start is broken (``ProcessPoolError/Code/workerInitFailed``).
-    /// Runs in a forked child: synchronous code only (no Dispatch, no async).
+    /// Runs in a forked child: synchronous code only (no Dispatch, no async). A closure:
+    /// fork and threads only (spawned workers run hooks defined by name, given per call:
+    /// ``WorkerHooks``).
     public var workerInit: (@Sendable (_ workerID: Int) throws -> Void)?
 
     /// Runs in each worker process when it leaves gracefully (lifespan reached, pool
@@ -87,6 +93,7 @@ public struct ProcessPoolConfiguration: Sendable {
     /// A configuration; every argument left out takes the default documented on its property.
     public init(
         workerCount: Int? = nil,
+        startMethod: StartMethod = .fork,
         keepAlive: Bool = false,
         tasksPerWorker: Int? = nil,
         taskTimeout: Duration? = nil,
@@ -104,6 +111,7 @@ public struct ProcessPoolConfiguration: Sendable {
         metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.workerCount = workerCount ?? Self.availableCPUs
+        self.startMethod = startMethod
         self.keepAlive = keepAlive
         self.tasksPerWorker = tasksPerWorker
         self.taskTimeout = taskTimeout

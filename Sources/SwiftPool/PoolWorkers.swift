@@ -1,9 +1,11 @@
 internal import CPoolCore
 
-/// The right to run one task function on the pool's workers until released.
+/// The right to run one task function on the pool's workers until released. A call
+/// with hooks has the workers to itself (`hooked`): they were started for it.
 struct Lease {
     let session: CoreSession
     let id: cpool_fn_t
+    var hooked = false
 }
 
 /// Who may use the pool's workers, and when they are forked again. A `ProcessPool` has
@@ -14,10 +16,15 @@ struct Lease {
 /// behind others). A call whose closure they do not know waits in a queue until the
 /// workers are idle; then the workers are forked again, once for every call waiting,
 /// and all of those calls start. Calls that would overtake a waiting one wait too, so
-/// that none waits forever.
+/// that none waits forever. (Spawned workers and threads know every function registered
+/// while they run.)
+///
+/// A call with hooks (``WorkerHooks``) waits likewise until the workers are idle, then
+/// has them started for it alone, with its hooks; when it ends they are stopped (their
+/// exit hooks run), and the next call starts fresh ones.
 final class PoolWorkers: @unchecked Sendable {
     private let configuration: ProcessPoolConfiguration
-    private let hooks: WorkerHooks
+    private let hooks: HookClosures
     private let monitor = Monitor()
     // Guarded by monitor:
     private var session: CoreSession?
@@ -27,23 +34,26 @@ final class PoolWorkers: @unchecked Sendable {
     let observers: PoolObservers
     private var registered: [_TaskFunction] = []
     private var closed = false
+    private var hookedCall = false      // a call with hooks has the workers
     private var _keepAlive: Bool
 
     /// A call waiting in the queue: a blocked caller (no `start`) or a started task
     /// (`start` runs once it has its lease, on the thread that released the workers).
     private final class Ticket {
         let function: _TaskFunction
+        let hooks: WorkerHooks?
         let start: ((Result<Lease, any Error>) -> Void)?
         var outcome: Result<Lease, any Error>?
-        init(_ f: _TaskFunction, start: ((Result<Lease, any Error>) -> Void)?) {
+        init(_ f: _TaskFunction, hooks: WorkerHooks?, start: ((Result<Lease, any Error>) -> Void)?) {
             function = f
+            self.hooks = hooks
             self.start = start
         }
     }
 
     init(_ configuration: ProcessPoolConfiguration) {
         self.configuration = configuration
-        hooks = WorkerHooks(configuration)
+        hooks = HookClosures(configuration)
         observers = PoolObservers(configuration)
         _keepAlive = configuration.keepAlive
     }
@@ -63,11 +73,11 @@ final class PoolWorkers: @unchecked Sendable {
 
     /// A lease for `f`, waiting while the workers are busy with closures forked
     /// before `f` existed. Throws ``ProcessPoolError/Code/closed`` after close.
-    func lease(_ f: _TaskFunction) throws -> Lease {
+    func lease(_ f: _TaskFunction, hooks: WorkerHooks? = nil) throws -> Lease {
         try monitor.withLock {
             guard !closed else { throw ProcessPoolError(.closed) }
-            if let l = try grantNow(f) { return l }
-            let t = Ticket(f, start: nil)
+            if let l = try grantNow(f, hooks: hooks) { return l }
+            let t = Ticket(f, hooks: hooks, start: nil)
             queue.append(t)
             monitor.waitLocked { t.outcome != nil }
             return try t.outcome!.get()
@@ -76,15 +86,15 @@ final class PoolWorkers: @unchecked Sendable {
 
     /// Calls `start` with a lease for `f` now, or later from the thread that releases
     /// the workers, without blocking the caller.
-    func leaseLater(_ f: _TaskFunction, start: @escaping (Result<Lease, any Error>) -> Void) {
+    func leaseLater(_ f: _TaskFunction, hooks: WorkerHooks? = nil, start: @escaping (Result<Lease, any Error>) -> Void) {
         let now: Result<Lease, any Error>? = monitor.withLock {
             guard !closed else { return .failure(ProcessPoolError(.closed)) }
             do {
-                if let l = try grantNow(f) { return .success(l) }
+                if let l = try grantNow(f, hooks: hooks) { return .success(l) }
             } catch {
                 return .failure(error)
             }
-            queue.append(Ticket(f, start: start))
+            queue.append(Ticket(f, hooks: hooks, start: start))
             return nil
         }
         if let now { start(now) }
@@ -92,32 +102,41 @@ final class PoolWorkers: @unchecked Sendable {
 
     /// A lease at once when nobody waits and the workers know `f` (or can be forked
     /// again because nobody uses them); nil when the call must wait. Locks: monitor.
-    private func grantNow(_ f: _TaskFunction) throws -> Lease? {
-        guard queue.isEmpty else { return nil }
-        if let s = session, let id = s.id(of: f) {
+    private func grantNow(_ f: _TaskFunction, hooks call: WorkerHooks?) throws -> Lease? {
+        guard queue.isEmpty, !hookedCall else { return nil }
+        if call == nil, let s = session, let id = s.id(of: f) {
             users += 1
             return Lease(session: s, id: id)
         }
         guard users == 0 else { return nil }
-        let s = try restart(with: [f])
+        let s = try restart(with: [f], hooks: call)
         users += 1
-        return Lease(session: s, id: s.id(of: f)!)
+        return Lease(session: s, id: try s.registeredID(of: f), hooked: call != nil)
     }
 
-    /// Forks the workers again so that they know `functions` (a new C pool when its
-    /// function table is full). Locks: monitor; no lease is held.
-    private func restart(with functions: [_TaskFunction]) throws -> CoreSession {
+    /// Starts the workers again so that they know `functions` (a new C pool when its
+    /// function table is full), with a call's hooks or none. Locks: monitor; no lease is
+    /// held.
+    private func restart(with functions: [_TaskFunction], hooks call: WorkerHooks? = nil) throws -> CoreSession {
         if let s = session {
             do {
                 for f in functions { try s.add(f) }
-                try s.startWorkers()
-                return s
-            } catch {
+            } catch let e as ProcessPoolError {
+                guard case let .core(code, _) = e.code, code == Int32(CPOOL_E_FULL) else { throw e }
                 session = nil // its function table is full: begin again with a new C pool
             }
         }
-        let s = try CoreSession(configuration, hooks: hooks, observers: observers, functions: registered + functions)
+        let s = try session ?? CoreSession(configuration, hooks: hooks, observers: observers, functions: registered + functions)
         session = s
+        s.stopWorkers()
+        try s.setCallHooks(call)
+        do {
+            try s.startWorkers()
+        } catch {
+            try? s.setCallHooks(nil)
+            throw error
+        }
+        hookedCall = call != nil
         return s
     }
 
@@ -125,20 +144,37 @@ final class PoolWorkers: @unchecked Sendable {
         var starts: [(Ticket, Result<Lease, any Error>)] = []
         monitor.withLock {
             users -= 1
+            if lease.hooked {
+                // The call's workers leave now, running its exit hooks; the next call
+                // starts its own.
+                lease.session.stopWorkers()
+                try? lease.session.setCallHooks(nil)
+                hookedCall = false
+            }
             guard users == 0 else { return }
             if queue.isEmpty {
                 // Without keep-alive, workers live for the duration of the calls using them.
                 if !_keepAlive { session?.stopWorkers() }
                 return
             }
-            // Fork the workers again once for every waiting call, and start them all.
-            let waiting = queue
-            queue.removeAll()
-            let granted: Result<CoreSession, any Error> = Result { try restart(with: waiting.map(\.function)) }
+            // Start the workers again once for every waiting call up to the first one
+            // with hooks (which has them alone), and start those calls.
+            var waiting: [Ticket] = []
+            if let first = queue.first, first.hooks != nil {
+                waiting = [queue.removeFirst()]
+            } else {
+                while let t = queue.first, t.hooks == nil { waiting.append(queue.removeFirst()) }
+            }
+            let granted: Result<CoreSession, any Error> = Result {
+                try restart(with: waiting.map(\.function), hooks: waiting.first?.hooks)
+            }
             for t in waiting {
-                let r: Result<Lease, any Error> = granted.map { s in
-                    users += 1
-                    return Lease(session: s, id: s.id(of: t.function)!)
+                let r: Result<Lease, any Error> = granted.flatMap { s in
+                    Result {
+                        let id = try s.registeredID(of: t.function)
+                        users += 1
+                        return Lease(session: s, id: id, hooked: t.hooks != nil)
+                    }
                 }
                 if t.start != nil { starts.append((t, r)) } else { t.outcome = r }
             }
@@ -153,8 +189,15 @@ final class PoolWorkers: @unchecked Sendable {
     /// took a quarter of the default map's time.
     func workersDone(_ lease: Lease) {
         monitor.withLock {
-            if lease.session === session && users == 1 && queue.isEmpty && !_keepAlive { lease.session.stopWorkers() }
+            if lease.session === session && users == 1 && queue.isEmpty && !_keepAlive && !lease.hooked {
+                lease.session.stopWorkers()
+            }
         }
+    }
+
+    /// The values exit hooks handed over since the last take.
+    func takeExitResults() -> [WorkerExitResult] {
+        monitor.withLock { session?.takeExitResults() ?? [] }
     }
 
     /// The pool's C pool, made now (workers stopped unless keep-alive) if there is none.

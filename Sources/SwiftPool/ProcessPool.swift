@@ -1,3 +1,5 @@
+internal import CPoolCore
+
 #if !os(Linux)
 #error("SwiftPool runs on Linux only (5.3 or later, for pidfd_open); see the README's requirements.")
 #endif
@@ -40,7 +42,10 @@ public final class ProcessPool: @unchecked Sendable {
     /// The id (0 ..< workerCount) of the worker process the calling code runs in; `nil`
     /// in the parent. Read it inside a task to learn which worker runs it (mpire's
     /// `pass_worker_id`).
-    public static var currentWorkerID: Int? { SwiftPool.currentWorkerID }
+    public static var currentWorkerID: Int? {
+        let id = cpool_worker_id()
+        return id >= 0 ? Int(id) : nil
+    }
 
     // MARK: - Registered functions
 
@@ -77,31 +82,35 @@ public final class ProcessPool: @unchecked Sendable {
     /// has not started, so no task waits behind a slow one while a worker is idle.
     @inlinable @_disfavoredOverload
     public func map<Input: BitwiseCopyable, Output: BitwiseCopyable>(
-        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil, hooks: WorkerHooks? = nil,
         _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> [Output] {
-        try map(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
+        try map(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress,
+                hooks: hooks)
     }
 
     /// `map(_:chunkSize:progress:_:)` for `Codable` arguments or results (`String`, arrays,
     /// `Data`, your own types).
     @inlinable
     public func map<Input: Codable, Output: Codable>(
-        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil, hooks: WorkerHooks? = nil,
         _ body: @escaping @Sendable (Input) throws -> Output
     ) throws -> [Output] {
-        try map(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
+        try map(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress,
+                hooks: hooks)
     }
 
-    /// `map(_:chunkSize:progress:_:)` with a registered function.
+    /// `map(_:chunkSize:progress:_:)` with a registered or named function. `hooks`: run in
+    /// each worker that serves this call, on workers started for it alone (see
+    /// ``WorkerHooks``; the values of exit hooks: ``takeExitResults()``).
     @inlinable
     public func map<Input, Output>(
         _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil,
-        progress: ProgressReporting? = nil
+        progress: ProgressReporting? = nil, hooks: WorkerHooks? = nil
     ) throws -> [Output] {
         var out: [Output] = []
         out.reserveCapacity(inputs.count)
-        try _runCall(function, inputs, chunkSize: chunkSize, progress: progress) { round in
+        try _runCall(function, inputs, chunkSize: chunkSize, progress: progress, hooks: hooks) { round in
             if let f = round.failures.first { throw f.error }
             try round.appendAll(to: &out, function.output)
         }
@@ -131,23 +140,24 @@ public final class ProcessPool: @unchecked Sendable {
     @inlinable
     public func mapResults<Input, Output>(
         _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil,
-        progress: ProgressReporting? = nil
+        progress: ProgressReporting? = nil, hooks: WorkerHooks? = nil
     ) throws -> [Result<Output, any Error>] {
         var out: [Result<Output, any Error>] = []
         out.reserveCapacity(inputs.count)
-        try _runCall(function, inputs, chunkSize: chunkSize, progress: progress) { round in round.appendResults(to: &out, function.output) }
+        try _runCall(function, inputs, chunkSize: chunkSize, progress: progress, hooks: hooks) { round in round.appendResults(to: &out, function.output) }
         return out
     }
 
     /// The rounds of a blocking call: stage, run, hand each ended round to `collect`.
     @inlinable
     func _runCall<Input, Output>(_ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int?,
-                                 progress: ProgressReporting?, _ collect: (_Round) throws -> Void) throws {
+                                 progress: ProgressReporting?, hooks: WorkerHooks? = nil,
+                                 _ collect: (_Round) throws -> Void) throws {
         if inputs.isEmpty {
             ProgressReporting._reportNothing(progress)
             return
         }
-        let call = try _Call(pool: self, function: function.function)
+        let call = try _Call(pool: self, function: function.function, hooks: hooks)
         call.reportProgress(progress, total: inputs.count)
         defer { call.end() }
         try inputs.withUnsafeBufferPointer { buffer in
@@ -171,32 +181,34 @@ public final class ProcessPool: @unchecked Sendable {
     /// started are dropped, running ones have their workers killed and replaced).
     @inlinable @_disfavoredOverload
     public func map<Input: BitwiseCopyable, Output: BitwiseCopyable>(
-        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil, hooks: WorkerHooks? = nil,
         _ body: @escaping @Sendable (Input) throws -> Output
     ) async throws -> [Output] {
-        try await map(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize, progress: progress)
+        try await map(PoolFunction(body, input: .bitwise(), output: .bitwise()), inputs, chunkSize: chunkSize,
+                      progress: progress, hooks: hooks)
     }
 
     /// The async `map(_:chunkSize:progress:_:)` for `Codable` arguments or results.
     @inlinable
     public func map<Input: Codable, Output: Codable>(
-        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil,
+        _ inputs: [Input], chunkSize: Int? = nil, progress: ProgressReporting? = nil, hooks: WorkerHooks? = nil,
         _ body: @escaping @Sendable (Input) throws -> Output
     ) async throws -> [Output] {
-        try await map(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize, progress: progress)
+        try await map(PoolFunction(body, input: .codable(), output: .codable()), inputs, chunkSize: chunkSize,
+                      progress: progress, hooks: hooks)
     }
 
-    /// The async `map(_:chunkSize:progress:_:)` with a registered function.
+    /// The async `map(_:chunkSize:progress:_:)` with a registered or named function.
     @inlinable
     public func map<Input, Output>(
         _ function: PoolFunction<Input, Output>, _ inputs: [Input], chunkSize: Int? = nil,
-        progress: ProgressReporting? = nil
+        progress: ProgressReporting? = nil, hooks: WorkerHooks? = nil
     ) async throws -> [Output] {
         if inputs.isEmpty {
             ProgressReporting._reportNothing(progress)
             return []
         }
-        let call = try await _leaseAsync(function.function)
+        let call = try await _leaseAsync(function.function, hooks: hooks)
         call.reportProgress(progress, total: inputs.count)
         defer { call.end() }
         var out: [Output] = []
@@ -219,9 +231,9 @@ public final class ProcessPool: @unchecked Sendable {
     /// A lease for `f` without blocking a Swift concurrency thread while the call waits
     /// for the workers.
     @usableFromInline
-    func _leaseAsync(_ f: _TaskFunction) async throws -> _Call {
+    func _leaseAsync(_ f: _TaskFunction, hooks: WorkerHooks? = nil) async throws -> _Call {
         let lease: Lease = try await withCheckedThrowingContinuation { c in
-            workers.leaseLater(f) { c.resume(with: $0) }
+            workers.leaseLater(f, hooks: hooks) { c.resume(with: $0) }
         }
         return _Call(pool: self, lease: lease)
     }
@@ -351,6 +363,10 @@ public final class ProcessPool: @unchecked Sendable {
 
     /// Per worker slot statistics of the pool's workers.
     public var workerStatistics: [WorkerStatistics] { workers.workerStatistics }
+
+    /// The values that exit hooks returned (``WorkerHook/init(returning:)``) since the
+    /// last take, in the order each worker's processes left (mpire's `get_exit_results`).
+    public func takeExitResults() -> [WorkerExitResult] { workers.takeExitResults() }
 
     /// Where each worker's time went so far (see ``ProcessPoolConfiguration/insights``);
     /// `print(pool.insights)` shows a short table. Empty before the first call.

@@ -24,6 +24,13 @@ public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConverti
         /// A value could not be moved through shared memory (too large for it, or
         /// another encoding problem); `reason` says which.
         case encodingFailed(reason: String)
+        /// Not possible with the pool's start method (a closure on spawned workers, a task
+        /// timeout on threads); `reason` says what.
+        case unsupported(reason: String)
+        /// Spawned workers kept failing to start: the program does not serve
+        /// (``ProcessPool/serveIfSpawned(_:)`` must come first in its `main`) or could not
+        /// be run. The pool is broken.
+        case spawnFailed
         /// Any other failure of the C core: its code and `cpool_strerror` text.
         case core(code: Int32, message: String)
     }
@@ -52,6 +59,9 @@ public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConverti
         case .workerInitFailed: return "the worker init hook kept failing; the pool is broken"
         case let .userError(type, message): return "\(type): \(message)\(at)"
         case let .encodingFailed(reason): return "encoding failed: \(reason)\(at)"
+        case let .unsupported(reason): return "not possible with this start method: \(reason)\(at)"
+        case .spawnFailed:
+            return "spawned workers kept failing to start: the program must call ProcessPool.serveIfSpawned() first in main"
         case let .core(code, message): return "\(message) [\(code)]\(at)"
         }
     }
@@ -69,6 +79,9 @@ public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConverti
         case Int32(CPOOL_E_CANCELLED): return .init(.cancelled, taskIndex: taskIndex)
         case Int32(CPOOL_E_CLOSED): return .init(.closed, taskIndex: taskIndex)
         case Int32(CPOOL_E_WORKER_INIT): return .init(.workerInitFailed, taskIndex: taskIndex)
+        case Int32(CPOOL_E_SPAWN): return .init(.spawnFailed, taskIndex: taskIndex)
+        case Int32(CPOOL_E_START_METHOD):
+            return .init(.unsupported(reason: "a running task on a worker thread cannot be stopped"), taskIndex: taskIndex)
         case Int32(CPOOL_E_TOO_LARGE):
             return .init(.encodingFailed(reason: "larger than the pool's shared memory"), taskIndex: taskIndex)
         default:

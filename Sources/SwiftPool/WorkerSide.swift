@@ -1,11 +1,8 @@
 internal import CPoolCore
 
-/// What runs inside a worker process: the C core calls these trampolines there.
-/// Everything they touch was created before the worker was forked.
-
-/// The id of the worker process this code runs in (0 ..< workerCount), or `nil` in the
-/// parent. Set when the worker starts, before its init hook runs.
-nonisolated(unsafe) var currentWorkerID: Int? = nil
+/// What runs inside a worker: the C core calls these trampolines there. Everything they
+/// touch was created before a forked worker was forked (a spawned worker reaches its
+/// functions by name instead: Definitions.swift).
 
 /// A chunk of tasks as the C core hands it over: input and output base addresses and
 /// strides, the number of items, and where to store the index of the item being run.
@@ -21,6 +18,9 @@ typealias _ChunkRunner = (
 @usableFromInline
 final class _TaskFunction: @unchecked Sendable {
     @usableFromInline let run: _ChunkRunner
+    /// The name it is defined under in every process (`PoolFunction.named`), set once
+    /// before it is shared; nil for a closure.
+    @usableFromInline var name: String?
     @usableFromInline let inStride: Int
     @usableFromInline let outStride: Int
 
@@ -40,10 +40,14 @@ let chunkTrampoline: cpool_batch_fn_t = { ctx, input, inStride, output, outStrid
     return f.run(input!, inStride, output!, outStride, count, progress!)
 }
 
-/// Worker hooks of one pool: created before its workers are forked, released with it.
-final class WorkerHooks: @unchecked Sendable {
+/// The hooks of one pool that are closures (forked workers and threads only): the pool's
+/// own and those of the call its workers serve now. A call's are set while no worker
+/// runs; a forked worker sees them as they were when it was forked.
+final class HookClosures: @unchecked Sendable {
     let initHook: (@Sendable (Int) throws -> Void)?
     let exitHook: (@Sendable (Int) -> Void)?
+    var callInit: HookBody?
+    var callExit: HookBody?
 
     init(_ c: ProcessPoolConfiguration) {
         initHook = c.workerInit
@@ -52,18 +56,18 @@ final class WorkerHooks: @unchecked Sendable {
 }
 
 let initTrampoline: cpool_worker_hook_t = { id, ctx in
-    currentWorkerID = Int(id)
-    let hooks = Unmanaged<WorkerHooks>.fromOpaque(ctx!).takeUnretainedValue()
+    let hooks = Unmanaged<HookClosures>.fromOpaque(ctx!).takeUnretainedValue()
     do {
         try hooks.initHook?(Int(id))
-        return 0
     } catch {
         return 1
     }
+    return hooks.callInit?.callInWorker(Int(id)) ?? 0
 }
 
 let exitTrampoline: cpool_worker_hook_t = { id, ctx in
-    let hooks = Unmanaged<WorkerHooks>.fromOpaque(ctx!).takeUnretainedValue()
+    let hooks = Unmanaged<HookClosures>.fromOpaque(ctx!).takeUnretainedValue()
+    _ = hooks.callExit?.callInWorker(Int(id))
     hooks.exitHook?(Int(id))
     return 0
 }

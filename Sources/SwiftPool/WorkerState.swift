@@ -1,20 +1,34 @@
-/// Per-worker state (mpire's `use_worker_state`): a value made once in each worker
-/// process, on the first task of a function there, and passed `inout` to every task of
-/// that function on that worker. Each worker has its own copy (the box is copied into
-/// every worker by fork), so tasks never share or lock it; with keep-alive and a
-/// registered function it lives on between calls.
+/// Per-worker state (mpire's `use_worker_state`): a value made once in each worker, on
+/// the first task of a function there, and passed `inout` to every task of that
+/// function on that worker. Each worker has its own entry, indexed by worker id (a worker
+/// process also has its own copy of the whole box; worker threads share the box, never an
+/// entry), so tasks never share or lock it; with keep-alive and a registered function it
+/// lives on between calls.
 @usableFromInline
 final class _WorkerState<State>: @unchecked Sendable {
-    @usableFromInline var state: State?
+    /// One entry per possible worker id (the C core's limit), the last for the parent.
+    @usableFromInline static var entries: Int { 257 }
+    @usableFromInline let states: UnsafeMutablePointer<State?>
     @usableFromInline let make: @Sendable (_ workerID: Int) -> State
 
     @usableFromInline
-    init(_ make: @escaping @Sendable (Int) -> State) { self.make = make }
+    init(_ make: @escaping @Sendable (Int) -> State) {
+        self.make = make
+        states = .allocate(capacity: Self.entries)
+        states.initialize(repeating: nil, count: Self.entries)
+    }
+
+    deinit {
+        states.deinitialize(count: Self.entries)
+        states.deallocate()
+    }
 
     @inlinable
     func with<R>(_ body: (inout State) throws -> R) rethrows -> R {
-        if state == nil { state = make(ProcessPool.currentWorkerID ?? -1) }
-        return try body(&state!)
+        let id = ProcessPool.currentWorkerID
+        let entry = states + min(id ?? Self.entries - 1, Self.entries - 1)
+        if entry.pointee == nil { entry.pointee = make(id ?? -1) }
+        return try body(&entry.pointee!)
     }
 }
 
