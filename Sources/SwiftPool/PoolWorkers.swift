@@ -126,15 +126,18 @@ final class PoolWorkers: @unchecked Sendable {
                 session = nil // its function table is full: begin again with a new C pool
             }
         }
+        let fresh = session == nil // a new C pool has just forked its workers, without hooks
         let s = try session ?? CoreSession(configuration, hooks: hooks, observers: observers, functions: registered + functions)
         session = s
-        s.stopWorkers()
-        try s.setCallHooks(call)
-        do {
-            try s.startWorkers()
-        } catch {
-            try? s.setCallHooks(nil)
-            throw error
+        if !fresh || call != nil {
+            s.stopWorkers()
+            try s.setCallHooks(call)
+            do {
+                try s.startWorkers()
+            } catch {
+                try? s.setCallHooks(nil)
+                throw error
+            }
         }
         hookedCall = call != nil
         return s

@@ -204,11 +204,10 @@ final class StartMethodTests: XCTestCase {
         }
         XCTAssertTrue(ids.allSatisfy { $0[1] == getpid() && (0..<4).contains(Int($0[0])) })
         XCTAssertGreaterThan(Set(ids.map { $0[0] }).count, 1)
-        struct Oops: Error, Codable, Equatable { let n: Int }
         XCTAssertThrowsError(try pool.apply(3) { (n: Int) -> Int in throw Oops(n: n) }) {
             XCTAssertEqual($0 as? Oops, Oops(n: 3))
         }
-        XCTAssertEqual(pool.workerPIDs, [Int32](repeating: getpid(), count: 4))
+        XCTAssertTrue(pool.workerStatistics.allSatisfy { $0.pid == 0 || $0.pid == getpid() })
     }
 
     func testThreadsRefuseWhatTheyCannotDo() throws {
@@ -227,6 +226,9 @@ final class StartMethodTests: XCTestCase {
         XCTAssertEqual(Set(try pool.takeExitResults().map { try $0.value(as: Int.self) }), [0, 1, 2])
     }
 }
+
+/// An error that crosses back as itself (Codable, declared outside a function).
+struct Oops: Error, Codable, Equatable { let n: Int }
 
 /// Marks a worker process (each forked worker has its own copy).
 enum ProcessMarker { nonisolated(unsafe) static var starts = 0 }
