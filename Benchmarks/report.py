@@ -79,6 +79,10 @@ ROWS = [
     ("keepalive_off_swift", "keepalive_off", "keepalive: 10 maps × 1,000, 200 ms init, keep-alive off", False, None),
     ("keepalive_on_swift", "keepalive_on", "keepalive: same, keep-alive on", False, ("abs", 250)),
     ("startup_swift", "startup", "startup: 2-worker pool, one task, shut down", False, ("abs", 5)),
+    ("startup_spawn_swift", "startup_spawn", "startup, spawn: 2 spawned workers (this program again), one named task, shut down (Python: multiprocessing's spawn context)", False, ("ratio", 5)),
+    ("tiny_spawn_swift", "tiny_spawn", "tiny, spawn: keep-alive map of a named function over 1M Int (Python: spawn context)", True, ("row", "tiny_swift_keepalive", 1.25)),
+    ("latency_spawn_swift_p50", "latency_spawn_p50", "latency, spawn: `apply` p50, warm (target: fork's)", False, ("row", "latency_swift_p50", 1.25)),
+    ("sleep_threads_swift", "sleep", "threads: 800 tasks that sleep 1 ms on 16 threads (Python: `ThreadPool(16)`)", True, None),
     ("pareto_swift", "pareto", "pareto: 5,000 tasks, Pareto α 1.5, 20 µs–20 ms: makespan ÷ ideal (Swift default chunks; Python: its best chunking)", False, ("abs", 1.05)),
     ("pareto_swift_chunk1", "pareto", "pareto: Swift, chunks of 1 (target: no worse than default chunks)", False, ("row", "pareto_swift", 1.02)),
     ("one_slow_swift", "one_slow", "one-slow: 1,000 tasks, the first 300 ms, the rest 200 µs: makespan ÷ ideal", False, ("abs", 1.05)),
@@ -142,7 +146,7 @@ CHART = {"tiny_swift": "tiny (Swift)", "strings_swift": "strings (Swift)", "stru
          "arrays_out_swift": "arrays out (Swift)", "tiny_c_direct": "tiny-c (C API)", "latency_swift_p50": "latency p50 (Swift)",
          "latency_p50": "latency p50 (C API)", "cpu_50us_swift": "cpu 50 µs", "payload_c": "payload",
          "pareto_swift": "pareto", "skew_swift": "skew", "startup_swift": "startup"}
-POOLS = ["multiprocessing", "ProcessPoolExecutor", "mpire", "loky", "trio_parallel"]
+POOLS = ["multiprocessing", "ProcessPoolExecutor", "mpire", "loky", "trio_parallel", "ThreadPool"]
 
 
 def svg_chart(bars, path):

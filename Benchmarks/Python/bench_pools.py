@@ -159,6 +159,36 @@ def keepalive_and_startup(runs):
     report("startup_ProcessPoolExecutor", ms, "ms")
 
 
+def start_methods(n, runs):
+    """multiprocessing's spawn context: start-up, tiny; ThreadPool on tasks that sleep 1 ms."""
+    spawn = mp.get_context("spawn")
+    ms = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        pool = spawn.Pool(WORKERS)
+        assert pool.apply(square, (3,)) == 9
+        pool.close()
+        pool.join()
+        ms.append((time.perf_counter() - t0) * 1000)
+    report("startup_spawn_multiprocessing", ms, "ms")
+    with spawn.Pool(WORKERS) as pool:
+        tiny("spawn_multiprocessing", lambda xs: pool.map(square, xs, chunksize=best_chunk(len(xs))), n, runs)
+    from multiprocessing.pool import ThreadPool
+    threads, tasks = 16, 800
+    with ThreadPool(threads) as pool:
+        rates = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            assert pool.map(sleep_1ms, range(tasks), chunksize=1) == list(range(tasks))
+            rates.append(tasks / (time.perf_counter() - t0))
+        report("sleep_ThreadPool", rates, "tasks/s")
+
+
+def sleep_1ms(x):
+    time.sleep(0.001)
+    return x
+
+
 def scale(a):
     return a * 2
 
@@ -448,6 +478,7 @@ def main():
         schedules("ProcessPoolExecutor", lambda xs, c: list(ex.map(spin, xs, chunksize=c or 1)), a.runs)
 
     keepalive_and_startup(a.runs)
+    start_methods(n, a.runs)
     shared(a.runs, a.quick)
     trio_latency(lat_calls, a.runs)
     crash_rows()

@@ -88,8 +88,23 @@ func values(workers: Int, runs: Int) throws {
     report("bytes_swift", bytes, "GB/s")
 }
 
+/// The tiny workload's function, defined by name so that spawned workers (this program,
+/// started again) run it too.
+let namedSquare = try! PoolFunction.named("bench.square") { (x: Int) in x &* x }
+/// The waiting workload: a task that sleeps 1 ms, as IO would.
+let sleepOneMs = try! PoolFunction.named("bench.sleep1ms") { (x: Int) -> Int in
+    usleep(1000)
+    return x
+}
+
 @main
 struct SwiftPoolBench: ParsableCommand {
+    /// Serves when started as a spawned worker (the start-method rows), else runs.
+    static func main() {
+        ProcessPool.serveIfSpawned(namedSquare, sleepOneMs)
+        main(nil)
+    }
+
     static let configuration = CommandConfiguration(
     commandName: "swiftpool-bench", abstract: "SwiftPool's Swift API on the standard workloads.")
 
@@ -292,5 +307,55 @@ struct SwiftPoolBench: ParsableCommand {
             ms.append((now() - t0) * 1000)
         }
         report("startup_swift", ms, "ms")
+        try startMethods(workers: workers, runs: runs, input: input)
+    }
+
+    /// Start-up and tiny under spawn (next to fork's rows above), and threads on a
+    /// workload that waits.
+    func startMethods(workers: Int, runs: Int, input: [Int]) throws {
+        var ms: [Double] = []
+        for _ in 0..<runs {
+            let t0 = now()
+            let pool = ProcessPool(.init(workerCount: workers, startMethod: .spawn))
+            _ = try pool.apply(namedSquare, 3)
+            pool.close()
+            pool.join()
+            ms.append((now() - t0) * 1000)
+        }
+        report("startup_spawn_swift", ms, "ms")
+        do {
+            let pool = ProcessPool(.init(workerCount: workers, startMethod: .spawn, keepAlive: true))
+            defer { pool.close(); pool.join() }
+            _ = try pool.map(namedSquare, Array(input.prefix(1000)))
+            var rates: [Double] = []
+            for _ in 0..<runs {
+                let t0 = now()
+                let out = try pool.map(namedSquare, input)
+                rates.append(Double(input.count) / (now() - t0))
+                precondition(out.indices.allSatisfy { out[$0] == $0 &* $0 })
+            }
+            report("tiny_spawn_swift", rates, "tasks/s")
+            var lat: [Double] = []
+            for _ in 0..<(quick ? 2000 : 10000) {
+                let t0 = now()
+                _ = try pool.apply(namedSquare, 5)
+                lat.append((now() - t0) * 1e6)
+            }
+            lat.sort()
+            report("latency_spawn_swift_p50", [lat[lat.count / 2]], "us")
+        }
+        do {
+            let threads = 16, tasks = 800
+            let pool = ProcessPool(.init(workerCount: threads, startMethod: .threads, keepAlive: true))
+            defer { pool.close(); pool.join() }
+            var rates: [Double] = []
+            for _ in 0..<runs {
+                let t0 = now()
+                let out = try pool.map(sleepOneMs, Array(0..<tasks), chunkSize: 1)
+                rates.append(Double(tasks) / (now() - t0))
+                precondition(out == Array(0..<tasks))
+            }
+            report("sleep_threads_swift", rates, "tasks/s")
+        }
     }
 }
