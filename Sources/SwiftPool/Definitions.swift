@@ -5,7 +5,7 @@ internal import CPoolCore
 // worker's `main` makes the same definitions before it serves, and finds each by name.
 
 extension PoolFunction: PoolDefinition {
-    /// The name the function was defined under (``named(_:_:)``), `nil` for a closure.
+    /// The name the function was defined under (`named`), `nil` for a closure.
     public var definedName: String? { function.name }
 }
 
@@ -22,7 +22,7 @@ extension PoolFunction where Input: BitwiseCopyable, Output: BitwiseCopyable {
 }
 
 extension PoolFunction where Input: Codable, Output: Codable {
-    /// ``named(_:_:)`` for `Codable` arguments or results.
+    /// `named` for `Codable` arguments or results.
     @inlinable
     public static func named(_ name: String, _ body: @escaping @Sendable (Input) throws -> Output) throws -> PoolFunction {
         try PoolFunction(body, input: .codable(), output: .codable())._defined(as: name)
@@ -48,7 +48,7 @@ extension PoolFunction {
 
 /// Code that runs in each worker process (or thread) when it starts or leaves: a hook
 /// of one call (``WorkerHooks``). A closure runs on forked workers and threads; a hook
-/// defined by name (``named(_:_:)``) runs with every start method. An exit hook may
+/// defined by name (`named`) runs with every start method. An exit hook may
 /// return a value, which the caller collects with ``ProcessPool/takeExitResults()``.
 public struct WorkerHook: PoolDefinition {
     let name: String?
@@ -71,7 +71,7 @@ public struct WorkerHook: PoolDefinition {
     }
 
     /// A hook every process of this program knows by `name` (see
-    /// ``PoolFunction/named(_:_:)``). Throws when the name is taken in this process.
+    /// `PoolFunction.named`). Throws when the name is taken in this process.
     public static func named(_ name: String, _ body: @escaping @Sendable (_ workerID: Int) throws -> Void) throws -> WorkerHook {
         try WorkerHook(name: name, body: HookBody { id in try body(id); return nil })
     }

@@ -8,7 +8,7 @@ internal import CPoolCore
 ///   a closure made after it was forked (the pool restarts its workers for it).
 /// - ``spawn``: fresh processes of your program (or of ``spawn(executable:)``), whose
 ///   `main` calls ``ProcessPool/serveIfSpawned(_:)`` first. Tasks are functions defined by
-///   name (``PoolFunction/named(_:_:)``) in every process; they may use anything: async
+///   name (`PoolFunction.named`) in every process; they may use anything: async
 ///   code, Dispatch, Foundation. Start-up costs an exec (milliseconds), not a fork.
 /// - ``threads``: threads of your process, for work that waits rather than computes
 ///   (multiprocessing's `ThreadPool`): the same calls, values and errors, no isolation. A
@@ -82,8 +82,8 @@ extension ProcessPool {
     }
 }
 
-/// A function or hook defined by name (``PoolFunction/named(_:_:)``,
-/// ``WorkerHook/named(_:_:)``): listing it in ``ProcessPool/serveIfSpawned(_:)`` makes it
+/// A function or hook defined by name (`PoolFunction.named`,
+/// `WorkerHook.named`): listing it in ``ProcessPool/serveIfSpawned(_:)`` makes it
 /// exist in a spawned worker before it serves.
 public protocol PoolDefinition: Sendable {
     /// The name every process of the program knows it by.
