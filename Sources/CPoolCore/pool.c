@@ -109,14 +109,13 @@ static int write_settings(cpool__pool_t *p) {
     s->spin_ns = o->spin_ns;
     s->max_tasks_per_worker = o->max_tasks_per_worker;
     s->max_memory_growth_bytes = o->max_memory_growth_bytes;
-    s->hook_ctx = (uint64_t)(uintptr_t)o->hook_ctx;
     const cpool_worker_hook_t hooks[2] = {o->worker_init, o->worker_exit};
     for (int i = HOOK_INIT; i <= HOOK_EXIT; i++) {
         if (!hooks[i]) continue;
         cpool__fn_shared_t *e = &s->hooks[i];
         e->kind = FN_KIND_HOOK;
         e->fn_addr = (uint64_t)(uintptr_t)hooks[i];
-        e->ctx = s->hook_ctx;
+        e->ctx = (uint64_t)(uintptr_t)o->hook_ctx; /* passed as it is */
         cpool__locate(e, (void *)hooks[i]);
     }
     int rc = set_named_hook(&s->hooks[HOOK_INIT_NAMED], o->worker_init_name);

@@ -193,7 +193,6 @@ typedef struct cpool__worker_settings {
     uint64_t spin_ns;
     uint64_t max_tasks_per_worker;
     uint64_t max_memory_growth_bytes;
-    uint64_t hook_ctx;             /* passed to the options' hooks as it is */
     cpool__fn_shared_t hooks[HOOK_COUNT]; /* name[0] == 0 and fn_addr == 0: none */
 } cpool__worker_settings_t;
 
