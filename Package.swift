@@ -6,6 +6,9 @@ let package = Package(
     products: [
         .library(name: "SwiftPool", targets: ["SwiftPool"]),
         .library(name: "CPoolCore", targets: ["CPoolCore"]),
+        // The pool over the ranks of an MPI job: needs Open MPI (libopenmpi-dev), which
+        // plain SwiftPool users never do.
+        .library(name: "SwiftPoolMPI", targets: ["SwiftPoolMPI"]),
     ],
     dependencies: [
         // The library logs pool events and workers' output through swift-log and counts
@@ -37,6 +40,12 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
+        // Open MPI's C library, found through pkg-config, and the C calls Swift makes of it
+        // (Swift cannot see MPI's handle macros).
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+        .target(name: "CPoolMPI", dependencies: ["CMPI"]),
+        .target(name: "SwiftPoolMPI", dependencies: ["SwiftPool", "CPoolCore", "CPoolMPI"]),
         // What the tests' spawned workers run: the functions both sides define by name,
         // and the program that serves them (the test bundle's own main is SwiftPM's).
         .target(name: "SwiftPoolSpawnFunctions", dependencies: ["SwiftPool"], path: "Tests/SpawnFunctions"),

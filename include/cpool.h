@@ -360,6 +360,27 @@ CPOOL_API int cpool_define(const char *name, const char *type, cpool_batch_fn_t 
  * hook names share one table. */
 CPOOL_API int cpool_define_hook(const char *name, cpool_worker_hook_t hook, void *ctx);
 
+/* One entry of the process's table of definitions (cpool_define, cpool_define_hook). */
+typedef struct cpool_definition_info {
+    char name[64];
+    char type[96];      /* the start of the function's type text, for messages */
+    uint64_t type_hash; /* its type and item sizes: two processes whose hashes differ
+                           disagree on the function */
+    uint32_t in_bytes, out_bytes;
+    int32_t is_hook;
+    uint32_t reserved;
+    void *fn;           /* the cpool_batch_fn_t, or the cpool_worker_hook_t of a hook */
+    void *ctx;          /* its context pointer in this process */
+} cpool_definition_info_t;
+
+/* Copies the definition named `name` into *info. Returns 0 or CPOOL_E_UNKNOWN_FUNCTION. */
+CPOOL_API int cpool_definition_find(const char *name, cpool_definition_info_t *info);
+
+/* Copies the index-th definition (in the order they were made) into *info: what a
+ * program compares across its processes, e.g. the ranks of an MPI job. Entries are
+ * never changed or removed. Returns 0, or -ENOENT past the last. */
+CPOOL_API int cpool_definition_at(size_t index, cpool_definition_info_t *info);
+
 /* Registers the function defined under `name` (cpool_define). Any start method, any
  * time: workers find the definition in their own process on first use. Returns the id,
  * or the codes of cpool_register, or CPOOL_E_UNKNOWN_FUNCTION (not defined here). */

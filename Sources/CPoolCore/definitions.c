@@ -9,16 +9,11 @@
 #include "cpool.h"
 
 #define MAX_DEFINITIONS 1024
-#define NAME_BYTES 64
+#define NAME_BYTES ((int)sizeof(((cpool_definition_info_t *)0)->name))
 #define MAX_TYPE_BYTES 4096
 
-typedef struct entry {
-    char name[NAME_BYTES];
-    cpool__definition_t def;
-} entry_t;
-
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static entry_t table[MAX_DEFINITIONS];
+static cpool_definition_info_t table[MAX_DEFINITIONS];
 static unsigned table_count;
 
 uint64_t cpool__type_hash(const char *type, uint32_t in_bytes, uint32_t out_bytes) {
@@ -34,15 +29,25 @@ static int find_locked(const char *name) {
     return -1;
 }
 
-int cpool__definition_find(const char *name, cpool__definition_t *out) {
+int cpool_definition_find(const char *name, cpool_definition_info_t *info) {
+    if (!name || !info) return CPOOL_E_UNKNOWN_FUNCTION;
     pthread_mutex_lock(&table_lock);
     const int i = find_locked(name);
-    if (i >= 0) *out = table[i].def;
+    if (i >= 0) *info = table[i];
     pthread_mutex_unlock(&table_lock);
     return i >= 0 ? 0 : CPOOL_E_UNKNOWN_FUNCTION;
 }
 
-static int add(const char *name, const cpool__definition_t *def) {
+int cpool_definition_at(size_t index, cpool_definition_info_t *info) {
+    if (!info) return -EINVAL;
+    pthread_mutex_lock(&table_lock);
+    const int found = index < table_count;
+    if (found) *info = table[index];
+    pthread_mutex_unlock(&table_lock);
+    return found ? 0 : -ENOENT;
+}
+
+static int add(const char *name, const cpool_definition_info_t *def) {
     if (!name || !name[0]) return -EINVAL;
     if (strnlen(name, NAME_BYTES) == NAME_BYTES) return -ENAMETOOLONG;
     int rc = 0;
@@ -50,9 +55,9 @@ static int add(const char *name, const cpool__definition_t *def) {
     if (find_locked(name) >= 0) rc = CPOOL_E_EXISTS;
     else if (table_count == MAX_DEFINITIONS) rc = CPOOL_E_FULL;
     else {
-        entry_t *e = &table[table_count++];
+        cpool_definition_info_t *e = &table[table_count++];
+        *e = *def;
         strcpy(e->name, name);
-        e->def = *def;
     }
     pthread_mutex_unlock(&table_lock);
     return rc;
@@ -62,17 +67,17 @@ int cpool_define(const char *name, const char *type, cpool_batch_fn_t fn, void *
                  size_t in_bytes, size_t out_bytes) {
     if (!fn || !type || in_bytes > UINT32_MAX || out_bytes > UINT32_MAX) return -EINVAL;
     if (strnlen(type, MAX_TYPE_BYTES + 1) > MAX_TYPE_BYTES) return -EINVAL;
-    cpool__definition_t d = {
+    cpool_definition_info_t d = {
         .type_hash = cpool__type_hash(type, (uint32_t)in_bytes, (uint32_t)out_bytes),
         .fn = (void *)fn, .ctx = ctx,
         .in_bytes = (uint32_t)in_bytes, .out_bytes = (uint32_t)out_bytes,
     };
-    strncpy(d.type_start, type, sizeof d.type_start - 1);
+    strncpy(d.type, type, sizeof d.type - 1);
     return add(name, &d);
 }
 
 int cpool_define_hook(const char *name, cpool_worker_hook_t hook, void *ctx) {
     if (!hook) return -EINVAL;
-    cpool__definition_t d = {.is_hook = 1, .fn = (void *)hook, .ctx = ctx};
+    cpool_definition_info_t d = {.is_hook = 1, .fn = (void *)hook, .ctx = ctx};
     return add(name, &d);
 }

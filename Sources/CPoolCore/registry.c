@@ -114,8 +114,8 @@ static void *find_after_fork(const cpool__fn_shared_t *s) {
 /* Entry s defined by name: this process's definition, which must be of the same kind
  * and type. */
 static int resolve_defined(cpool__fn_local_t *l, const cpool__fn_shared_t *s, int parent) {
-    cpool__definition_t d;
-    if (cpool__definition_find(s->name, &d) != 0)
+    cpool_definition_info_t d;
+    if (cpool_definition_find(s->name, &d) != 0)
         return parent ? CPOOL_E_UNKNOWN_FUNCTION : CPOOL_E_NOT_IN_WORKER;
     const int hook = s->kind == FN_KIND_DEFINED_HOOK;
     if (d.is_hook != hook || (!hook && d.type_hash != s->type_hash)) return CPOOL_E_SIGNATURE;
@@ -191,9 +191,9 @@ int cpool__registry_add(cpool__registry_t *r, const char *name, const char *sign
         copy_name(s->symbol, sizeof s->symbol, symbol))
         return -ENAMETOOLONG;
     if (kind == FN_KIND_DEFINED) {
-        cpool__definition_t d;
-        if (cpool__definition_find(name, &d) != 0 || d.is_hook) return CPOOL_E_UNKNOWN_FUNCTION;
-        memcpy(s->signature, d.type_start, sizeof s->signature - 1);
+        cpool_definition_info_t d;
+        if (cpool_definition_find(name, &d) != 0 || d.is_hook) return CPOOL_E_UNKNOWN_FUNCTION;
+        memcpy(s->signature, d.type, sizeof s->signature - 1);
         s->type_hash = d.type_hash;
         in_bytes = d.in_bytes;
         out_bytes = d.out_bytes;

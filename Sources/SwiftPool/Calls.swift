@@ -82,6 +82,8 @@ final class _Round: @unchecked Sendable {
     var job: OpaquePointer?
     /// The failed tasks once the round has ended, by index in the round, in order.
     @usableFromInline var failures: [(index: Int, error: any Error)] = []
+    /// The same failures as the C core reported them (not those in `preFailures`).
+    var coreFailures: [(index: Int, status: cpool_status_t)] = []
 
     @usableFromInline
     init(call: _Call, first: Int, count: Int, input: UnsafeMutableRawPointer, inStride: Int, outStride: Int,
@@ -177,6 +179,7 @@ final class _Round: @unchecked Sendable {
             let got = Int(cpool_job_failures(job, &indices, &statuses, n))
             for k in 0..<min(n, got) where found[indices[k]] == nil {
                 let i = indices[k], s = statuses[k]
+                coreFailures.append((index: i, status: s))
                 found[i] = s.code == Int32(CPOOL_E_FUNCTION_ERROR)
                     ? thrownError(from: outputBytes(i), taskIndex: first + i)
                     : ProcessPoolError.fromCore(s.code, detail: s.detail, taskIndex: first + i)
@@ -246,13 +249,8 @@ extension _Call {
                   indexBase: Int = 0) throws -> _Round {
         let left = inputs.count - from
         if let stride = codec.fixedStride {
-            let n = min(left, max(1, roundBudget / max(1, stride + outStride)))
-            guard let buf = alloc(n * stride) else { throw _Call.noRoom(indexBase + from) }
-            if stride > 0, let base = inputs.baseAddress {
-                buf.copyMemory(from: UnsafeRawPointer(base + from), byteCount: n * stride)
-            }
-            return try _Round(call: self, first: indexBase + from, count: n, input: buf, inStride: stride,
-                              outStride: outStride, preFailures: [:])
+            return try stageRecords(UnsafeRawPointer(inputs.baseAddress), count: inputs.count, stride: stride,
+                                    from: from, outStride: outStride, indexBase: indexBase)
         }
         let recordBytes = MemoryLayout<_VariableInput>.stride
         var pre: [Int: any Error] = [:]
@@ -313,6 +311,18 @@ extension _Call {
         }
         return try _Round(call: self, first: indexBase + from, count: n, input: buf, inStride: recordBytes,
                           outStride: outStride, preFailures: pre)
+    }
+
+    /// Fixed-size inputs: copies the records from `from` on (`count` records of `stride`
+    /// bytes at `base`), as many as a round holds, and makes the round.
+    @usableFromInline
+    func stageRecords(_ base: UnsafeRawPointer?, count: Int, stride: Int, from: Int, outStride: Int,
+                      indexBase: Int) throws -> _Round {
+        let n = min(count - from, max(1, roundBudget / max(1, stride + outStride)))
+        guard let buf = alloc(n * stride) else { throw _Call.noRoom(indexBase + from) }
+        if stride > 0, let base { buf.copyMemory(from: base + from * stride, byteCount: n * stride) }
+        return try _Round(call: self, first: indexBase + from, count: n, input: buf, inStride: stride,
+                          outStride: outStride, preFailures: [:])
     }
 
     @usableFromInline

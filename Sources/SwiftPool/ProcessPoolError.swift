@@ -1,10 +1,10 @@
 internal import CPoolCore
 
-/// The one error type of SwiftPool: what went wrong with a task or a call, and for
-/// which task.
-public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConvertible {
+/// The one error type of SwiftPool: what went wrong with a task or a call, for which
+/// task, and, in a pool that spans an MPI job, on which rank.
+public struct ProcessPoolError: Error, Sendable, Equatable, Codable, CustomStringConvertible {
     /// What went wrong.
-    public enum Code: Sendable, Equatable {
+    public enum Code: Sendable, Equatable, Codable {
         /// The worker died while running the task: killed by `signal`, or exited with
         /// `exitStatus`; both are `nil` when the host program collected the worker's exit
         /// status before the pool could (it ignores SIGCHLD or reaps every child itself).
@@ -31,6 +31,10 @@ public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConverti
         /// (``ProcessPool/serveIfSpawned(_:)`` must come first in its `main`) or could not
         /// be run. The pool is broken.
         case spawnFailed
+        /// An MPI rank of the pool died or stopped answering (a pool over MPI): its tasks
+        /// did not finish. ``ProcessPoolError/rank`` and ``ProcessPoolError/host`` name it;
+        /// `reason` says what was seen.
+        case rankLost(reason: String)
         /// Any other failure of the C core: its code and `cpool_strerror` text.
         case core(code: Int32, message: String)
     }
@@ -39,6 +43,10 @@ public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConverti
     public var code: Code
     /// Index of the failing task in the call's input (`nil` when the call failed as a whole).
     public var taskIndex: Int?
+    /// In a pool over MPI: the rank where the task ran (or that was lost), else `nil`.
+    public var rank: Int?
+    /// In a pool over MPI: the host of that rank, as MPI names it, else `nil`.
+    public var host: String?
 
     /// An error with `code`, for the task at `taskIndex` of the call's input, if any.
     public init(_ code: Code, taskIndex: Int? = nil) {
@@ -46,9 +54,11 @@ public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConverti
         self.taskIndex = taskIndex
     }
 
-    /// A one-line description naming the signal, status or error, and the task.
+    /// A one-line description naming the signal, status or error, the task, and the rank
+    /// and host.
     public var description: String {
-        let at = taskIndex.map { " (task \($0))" } ?? ""
+        var at = taskIndex.map { " (task \($0))" } ?? ""
+        if let rank { at += " on rank \(rank)" + (host.map { " (\($0))" } ?? "") }
         switch code {
         case let .crashed(signal?, _): return "worker crashed with signal \(signal)\(at)"
         case let .crashed(_, status?): return "worker exited with status \(status)\(at)"
@@ -62,6 +72,7 @@ public struct ProcessPoolError: Error, Sendable, Equatable, CustomStringConverti
         case let .unsupported(reason): return "not possible with this start method: \(reason)\(at)"
         case .spawnFailed:
             return "spawned workers kept failing to start: the program must call ProcessPool.serveIfSpawned() first in main"
+        case let .rankLost(reason): return "lost a rank of the MPI job: \(reason)\(at)"
         case let .core(code, message): return "\(message) [\(code)]\(at)"
         }
     }
