@@ -46,6 +46,9 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "CPoolMPI", dependencies: ["CMPI"]),
         .target(name: "SwiftPoolMPI", dependencies: ["SwiftPool", "CPoolCore", "CPoolMPI"]),
+        // The program the MPI tests run under mpirun (Tests/MPI/run.sh).
+        .executableTarget(name: "swiftpool-mpi-check", dependencies: ["SwiftPool", "SwiftPoolMPI"], path: "Tests/MPI",
+                          exclude: ["run.sh", "hosts.sh"]),
         // What the tests' spawned workers run: the functions both sides define by name,
         // and the program that serves them (the test bundle's own main is SwiftPM's).
         .target(name: "SwiftPoolSpawnFunctions", dependencies: ["SwiftPool"], path: "Tests/SpawnFunctions"),

@@ -158,6 +158,7 @@ final class PoolWorkers: @unchecked Sendable {
             if queue.isEmpty {
                 // Without keep-alive, workers live for the duration of the calls using them.
                 if !_keepAlive { session?.stopWorkers() }
+                monitor.broadcastLocked() // join() waits for the last lease
                 return
             }
             // Start the workers again once for every waiting call up to the first one

@@ -55,8 +55,9 @@ protocol ScheduledCall: AnyObject, Sendable {
 enum CallInput<Input>: @unchecked Sendable {
     /// All at once (map, submit).
     case array([Input])
-    /// Read as chunks are sent (imap): `chunkSize` per worker of the receiving rank.
-    case sequence(AnyIterator<Input>, chunkSize: Int)
+    /// Read on the caller's thread as results are read (imap): `chunkSize` per worker of
+    /// the receiving rank, at most `readAhead` read and not yet sent.
+    case sequence(AnyIterator<Input>, chunkSize: Int, readAhead: Int)
 }
 
 /// One map, lazy map or submitted task across the ranks: hands out its input in chunks
@@ -81,6 +82,9 @@ final class WireCall<Input, Output>: ScheduledCall, @unchecked Sendable {
     private let maxReady: Int
     /// Called once when every task has ended; set before the call is scheduled.
     var onEnd: (@Sendable () -> Void)?
+    /// A sequence's inputs read and not yet sent, and whether it has ended.
+    private var pending: [Input] = []
+    private var sequenceEnded = false
 
     init(_ function: PoolFunction<Input, Output>, name: String, input: CallInput<Input>, maxReady: Int = .max) {
         self.function = function
@@ -93,6 +97,7 @@ final class WireCall<Input, Output>: ScheduledCall, @unchecked Sendable {
     var wantsToSend: Bool {
         condition.lock()
         defer { condition.unlock() }
+        if case .sequence = input, pending.isEmpty && !sequenceEnded { return false }
         return !exhausted && ready.count < maxReady
     }
 
@@ -111,21 +116,16 @@ final class WireCall<Input, Output>: ScheduledCall, @unchecked Sendable {
                     }
                     chunk = (taken, n)
                     if taken + n == items.count { exhausted = true }
-                case let .sequence(iterator, chunkSize):
-                    var batch: [Input] = []
-                    let want = chunkSize * max(1, workers)
-                    while batch.count < want, let x = iterator.next() { batch.append(x) }
-                    if batch.isEmpty {
-                        exhausted = true
+                case let .sequence(_, chunkSize, _):
+                    if pending.isEmpty {
+                        if sequenceEnded { exhausted = true }
                         break
                     }
-                    let n = try batch.withUnsafeBufferPointer {
-                        try function._appendWireChunk($0, from: 0, maxItems: batch.count, maxBytes: maxBytes, to: message)
+                    let n = try pending.withUnsafeBufferPointer {
+                        try function._appendWireChunk($0, from: 0, maxItems: chunkSize * max(1, workers),
+                                                      maxBytes: maxBytes, to: message)
                     }
-                    if n < batch.count { // what does not fit in one message is read again first
-                        var rest = batch[n...].makeIterator()
-                        input = .sequence(AnyIterator { rest.next() ?? iterator.next() }, chunkSize: chunkSize)
-                    }
+                    pending.removeFirst(n)
                     chunk = (taken, n)
                 }
             } catch {
@@ -144,7 +144,7 @@ final class WireCall<Input, Output>: ScheduledCall, @unchecked Sendable {
         }
         let end = takeEndLocked()
         condition.unlock()
-        if end { onEnd?() }
+        if end { reportEnd() }
         return chunk
     }
 
@@ -178,12 +178,14 @@ final class WireCall<Input, Output>: ScheduledCall, @unchecked Sendable {
         outstanding -= 1
         let end = takeEndLocked()
         condition.unlock()
-        if end { onEnd?() }
+        if end { reportEnd() }
     }
 
     /// Whether every task has ended (or the call failed and nothing is out).
     private var doneLocked: Bool { exhausted && outstanding == 0 }
     private var endReported = false
+    /// Whether `onEnd` has returned: waiting for the call waits for its callback too.
+    private var finished = false
 
     /// Wakes the readers; true once, when the call has just ended.
     private func takeEndLocked() -> Bool {
@@ -193,13 +195,58 @@ final class WireCall<Input, Output>: ScheduledCall, @unchecked Sendable {
         return true
     }
 
-    // MARK: reading results (the caller's thread)
+    /// Runs the end callback, then lets `wait`, `allResults` and `allValues` return.
+    private func reportEnd() {
+        onEnd?()
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    // MARK: reading inputs and results (the caller's thread)
+
+    /// Reads the sequence's next inputs, up to its read-ahead; the caller's thread reads
+    /// them, as it would without a pool.
+    func refill() {
+        guard case let .sequence(iterator, _, readAhead) = input else { return }
+        condition.lock()
+        let room = readAhead - pending.count
+        let ended = sequenceEnded
+        condition.unlock()
+        guard room > 0, !ended else { return }
+        var batch: [Input] = []
+        batch.reserveCapacity(room)
+        while batch.count < room, let x = iterator.next() { batch.append(x) }
+        condition.lock()
+        pending += batch
+        if batch.count < room {
+            sequenceEnded = true
+            if pending.isEmpty { exhausted = true }
+        }
+        let end = takeEndLocked()
+        condition.unlock()
+        if end { reportEnd() }
+    }
+
 
     /// Waits until every task has ended; returns all results in input order.
     func allResults() throws -> [Result<Output, any Error>] {
         condition.lock()
         defer { condition.unlock() }
-        while !doneLocked { condition.wait() }
+        while !finished { condition.wait() }
+        return try resultsLocked()
+    }
+
+    /// The results, for the end callback (every task has ended; the callback has not
+    /// returned yet, so `allResults` would wait for it).
+    func resultsAtEnd() throws -> [Result<Output, any Error>] {
+        condition.lock()
+        defer { condition.unlock() }
+        return try resultsLocked()
+    }
+
+    private func resultsLocked() throws -> [Result<Output, any Error>] {
         if let callError { throw callError }
         var out: [Result<Output, any Error>] = []
         for first in ready.keys.sorted() {
@@ -216,7 +263,7 @@ final class WireCall<Input, Output>: ScheduledCall, @unchecked Sendable {
     func allValues() throws -> [Output] {
         condition.lock()
         defer { condition.unlock() }
-        while !doneLocked { condition.wait() }
+        while !finished { condition.wait() }
         if let callError { throw callError }
         var out: [Output] = []
         out.reserveCapacity(taken)
@@ -233,24 +280,33 @@ final class WireCall<Input, Output>: ScheduledCall, @unchecked Sendable {
     /// earliest ended (`first` nil); nil once all are read. `kick` lets the scheduler
     /// send more once results are taken.
     func nextResults(startingAt first: Int?, kick: () -> Void) throws -> [Result<Output, any Error>]? {
-        condition.lock()
-        defer { condition.unlock() }
         while true {
+            refill()
+            kick()
+            condition.lock()
             if let callError, outstanding == 0 {
                 self.callError = nil
+                condition.unlock()
                 throw callError
             }
             let key = first ?? endedOrder.first(where: { ready[$0] != nil })
             if let key, let r = ready.removeValue(forKey: key) {
                 endedOrder.removeAll { $0 == key }
+                condition.unlock()
                 kick()
                 switch r {
                 case let .values(v): return v.map { .success($0) }
                 case let .results(r): return r
                 }
             }
-            if doneLocked && ready.isEmpty { return nil }
-            condition.wait()
+            if doneLocked && ready.isEmpty {
+                condition.unlock()
+                return nil
+            }
+            // Woken by an ended chunk, or to read more input once the scheduler has sent it.
+            let wanted = pending.isEmpty && !sequenceEnded
+            if !wanted { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.02)) }
+            condition.unlock()
         }
     }
 
@@ -259,8 +315,8 @@ final class WireCall<Input, Output>: ScheduledCall, @unchecked Sendable {
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0.seconds) }
         condition.lock()
         defer { condition.unlock() }
-        while !doneLocked {
-            if let deadline { if !condition.wait(until: deadline) { return doneLocked } } else { condition.wait() }
+        while !finished {
+            if let deadline { if !condition.wait(until: deadline) { return finished } } else { condition.wait() }
         }
         return true
     }
@@ -268,7 +324,7 @@ final class WireCall<Input, Output>: ScheduledCall, @unchecked Sendable {
     var isDone: Bool {
         condition.lock()
         defer { condition.unlock() }
-        return doneLocked
+        return finished
     }
 }
 

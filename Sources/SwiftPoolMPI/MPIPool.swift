@@ -20,10 +20,14 @@ public final class MPIPool: @unchecked Sendable {
     public let configuration: MPIPoolConfiguration
     private let driver: Driver
     private let local: ProcessPool
+    /// The functions every rank was found to define alike at start-up.
+    private let agreed: Set<String>
     private let lock = NSLock()
     private var shut = false
 
-    private init(ranks: [MPIRank], configuration: MPIPoolConfiguration, driver: Driver, local: ProcessPool) {
+    private init(ranks: [MPIRank], configuration: MPIPoolConfiguration, driver: Driver, local: ProcessPool,
+                 agreed: Set<String>) {
+        self.agreed = agreed
         self.ranks = ranks
         self.configuration = configuration
         self.driver = driver
@@ -43,7 +47,7 @@ public final class MPIPool: @unchecked Sendable {
     /// with the same types; throws ``MPIPoolError`` when they differ (every rank leaves)
     /// or a rank does not report within ``MPIPoolConfiguration/startTimeout``. On every
     /// other rank: serves rank 0, then ends the process (status 0, or 1 when rank 0 was
-    /// lost or refused the rank).
+    /// lost or did not answer).
     public static func start(_ definitions: any PoolDefinition...,
                              configuration: MPIPoolConfiguration = .init()) throws -> MPIPool {
         _ = definitions
@@ -51,6 +55,11 @@ public final class MPIPool: @unchecked Sendable {
         guard !started else { throw MPIPoolError(code: .alreadyStarted, message: "MPIPool.start was called twice") }
         started = true
         let transport = try Transport.start()
+        if transport.rank == 0 && transport.size > 1
+            && ProcessInfo.processInfo.environment["OMPI_MCA_orte_enable_recovery"] != "1" {
+            FileHandle.standardError.write(Data(("SwiftPoolMPI: mpirun runs without --mca orte_enable_recovery 1: " +
+                "Open MPI ends the whole job when a rank dies, before the pool can report it\n").utf8))
+        }
         var localConfiguration = configuration.local
         localConfiguration.keepAlive = true
         let local = ProcessPool(localConfiguration)
@@ -117,7 +126,14 @@ public final class MPIPool: @unchecked Sendable {
                 throw MPIPoolError(code: .startTimedOut, message: "rank 0 did not answer within \(configuration.startTimeout)")
             }
             let welcome = try JSONDecoder().decode(Welcome.self, from: Data(m.bytes))
-            guard welcome.ok else { throw MPIPoolError(code: .definitionsDiffer, message: welcome.message) }
+            if !welcome.ok {
+                // Rank 0 reports it to its caller; this rank leaves normally, so that
+                // mpirun does not end rank 0 before it can.
+                FileHandle.standardError.write(Data("SwiftPoolMPI rank \(transport.rank) (\(transport.host)): \(welcome.message)\n".utf8))
+                local.close()
+                transport.finalize()
+                exit(0)
+            }
             if let lost = Server(transport: transport, local: local, configuration: configuration).serve() {
                 throw MPIPoolError(code: .mpi, message: lost)
             }
@@ -166,7 +182,8 @@ public final class MPIPool: @unchecked Sendable {
         let states = ranks.map { Scheduler.RankState(host: $0.host, workers: $0.workerCount) }
         let driver = Driver(transport: transport, ranks: states, local: local, configuration: configuration)
         driver.start()
-        return MPIPool(ranks: ranks, configuration: configuration, driver: driver, local: local)
+        return MPIPool(ranks: ranks, configuration: configuration, driver: driver, local: local,
+                       agreed: Set(mine.filter { !$0.isHook }.map(\.name)))
     }
 
     private static func compare(_ mine: [Definition], _ theirs: [Definition], rank: Int, host: String) -> [String] {
@@ -190,6 +207,10 @@ public final class MPIPool: @unchecked Sendable {
     private func name<I, O>(of function: PoolFunction<I, O>) throws -> String {
         guard let name = function.definedName else {
             throw ProcessPoolError(.unsupported(reason: "a closure cannot run on other ranks: define the function with PoolFunction.named"))
+        }
+        guard agreed.contains(name) else {
+            throw ProcessPoolError(.unsupported(reason:
+                "\"\(name)\" was defined after MPIPool.start: every rank must define it before, and list it there"))
         }
         return name
     }
@@ -235,8 +256,14 @@ public final class MPIPool: @unchecked Sendable {
     private func lazyMap<Inputs: Sequence, Output>(_ function: PoolFunction<Inputs.Element, Output>, _ inputs: Inputs,
                                                    chunkSize: Int?, ordered: Bool) throws -> MPIResults<Output> {
         let inFlight = ranks.count * max(1, configuration.chunksInFlight)
-        let call = try run(function, .sequence(AnyIterator(inputs.makeIterator()), chunkSize: max(1, chunkSize ?? 64)),
-                           maxReady: 2 * inFlight)
+        let perWorker = max(1, chunkSize ?? 64)
+        let workers = ranks.reduce(0) { $0 + $1.workerCount }
+        let call = WireCall(function, name: try name(of: function),
+                            input: .sequence(AnyIterator(inputs.makeIterator()), chunkSize: perWorker,
+                                             readAhead: 2 * perWorker * max(1, workers) * max(1, configuration.chunksInFlight)),
+                            maxReady: 2 * inFlight)
+        call.refill()
+        try driver.scheduler.add(call)
         return MPIResults(call: call, ordered: ordered, kick: { [driver] in driver.scheduler.poke(); driver.scheduler.kick() })
     }
 
@@ -245,7 +272,7 @@ public final class MPIPool: @unchecked Sendable {
     /// short).
     public func submit<Input, Output>(_ function: PoolFunction<Input, Output>, _ input: Input,
                                       onEnd: (@Sendable (Result<Output, any Error>) -> Void)? = nil) throws -> MPITask<Output> {
-        let call = try run(function, .array([input]), onEnd: onEnd.map { f in { call in f(MPITask.result(of: call)) } })
+        let call = try run(function, .array([input]), onEnd: onEnd.map { f in { call in f(MPITask.result(of: call, atEnd: true)) } })
         return MPITask(call: call)
     }
 
@@ -259,8 +286,9 @@ public final class MPIPool: @unchecked Sendable {
 
     /// Waits for the calls under way, tells every serving rank to leave, and ends MPI on
     /// this rank. Later calls throw ``ProcessPoolError/Code/closed``. When a rank was lost,
-    /// MPI is not finalized (it would wait for that rank for ever): the process should
-    /// end, and `mpirun` then ends the ranks left. Called by `deinit` too.
+    /// MPI cannot be finalized (it would wait for that rank for ever): when this process
+    /// exits, the job ends with `MPI_Abort` (status 1), which ends every rank left, a
+    /// hung one too. Called by `deinit` too.
     public func shutdown() {
         lock.lock()
         defer { lock.unlock() }
@@ -274,8 +302,12 @@ public final class MPIPool: @unchecked Sendable {
         if driver.scheduler.lostRanks.isEmpty {
             driver.transport.finalize()
         } else {
+            // Finalizing would wait for the lost rank for ever, and a rank that hangs
+            // would keep mpirun waiting: the job ends with MPI_Abort when this process
+            // exits (status 1), which ends every rank left.
             let lost = driver.scheduler.lostRanks.map { "\($0) (\(ranks[$0].host))" }.joined(separator: ", ")
-            FileHandle.standardError.write(Data("SwiftPoolMPI: rank(s) \(lost) lost; MPI is not finalized\n".utf8))
+            FileHandle.standardError.write(Data("SwiftPoolMPI: rank(s) \(lost) lost; the job ends with MPI_Abort at exit\n".utf8))
+            atexit { Transport.abortJob() }
         }
     }
 }
@@ -331,9 +363,10 @@ public final class MPITask<Output>: @unchecked Sendable {
         outcome = { MPITask.result(of: call) }
     }
 
-    static func result<I>(of call: WireCall<I, Output>) -> Result<Output, any Error> {
+    static func result<I>(of call: WireCall<I, Output>, atEnd: Bool = false) -> Result<Output, any Error> {
         do {
-            return try call.allResults().first ?? .failure(ProcessPoolError(.cancelled))
+            let all = try atEnd ? call.resultsAtEnd() : call.allResults()
+            return all.first ?? .failure(ProcessPoolError(.cancelled))
         } catch {
             return .failure(error)
         }

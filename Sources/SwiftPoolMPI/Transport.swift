@@ -117,6 +117,9 @@ final class Transport: @unchecked Sendable {
     }
 
     func finalize() { _ = cpool_mpi_finalize() }
+
+    /// Ends every rank of the job (from an `atexit` handler: no thread calls MPI then).
+    static func abortJob() { cpool_mpi_abort(1) }
 }
 
 /// A failed MPI call, with the rank it concerned when known.

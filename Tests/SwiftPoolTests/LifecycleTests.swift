@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Synchronization
 import Testing
@@ -128,6 +129,30 @@ struct LifecycleTests {
         #expect(Set(pool.workerPIDs).isSuperset(of: first))
         pool.close()
         pool.join()
+    }
+
+    @Test(.timeLimit(.minutes(1)), arguments: [false, true])
+    func joinReturnsWhenACallOnAnotherThreadEnds(keepAlive: Bool) throws {
+        // join() is called while a map runs on another thread: it returns once that map
+        // has ended (it once slept for ever when the last lease went with nobody queued).
+        let pool = ProcessPool(.init(workerCount: 2, keepAlive: keepAlive))
+        let leased = Atomic<Bool>(false)
+        let mapped = Atomic<Int>(0)
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { [pool] in
+            defer { done.signal() }
+            // A lazy map takes its lease when it is made.
+            guard let lazy = try? pool.imap(0..<40, chunkSize: 1, { (x: Int) -> Int in usleep(5_000); return x }) else {
+                return
+            }
+            leased.store(true, ordering: .sequentiallyConsistent)
+            mapped.store(lazy.compactMap { try? $0.get() }.count, ordering: .sequentiallyConsistent)
+        }
+        while !leased.load(ordering: .sequentiallyConsistent) { usleep(1_000) }
+        pool.close()
+        pool.join()
+        #expect(done.wait(timeout: .now() + 30) == .success)
+        #expect(mapped.load(ordering: .sequentiallyConsistent) == 40)
     }
 
     @Test func withoutKeepAliveEachCallForksFreshWorkers() throws {
