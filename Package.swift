@@ -63,6 +63,8 @@ let package = Package(
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
+        // SwiftPoolMPI's benchmark rows, run under mpirun by scripts/bench.
+        .executableTarget(name: "swiftpool-mpi-bench", dependencies: ["SwiftPool", "SwiftPoolMPI"], path: "Benchmarks/MPI"),
         .executableTarget(
             name: "swiftpool-bench",
             dependencies: [

@@ -30,6 +30,8 @@ public final class WireBuffer: @unchecked Sendable {
     public var count: Int { sink.count }
 
     public func append(_ bytes: UnsafeRawBufferPointer) { sink.append(bytes) }
+    /// Makes room for `n` more bytes at once.
+    public func reserve(_ n: Int) { sink.reserve(n) }
     public func append<T: BitwiseCopyable>(_ value: T) { sink.append(value) }
 
     /// Overwrites the `T` at byte `offset` (written before).
@@ -83,6 +85,7 @@ extension PoolFunction {
         buffer.append(UInt32(0))
         if let stride = input.fixedStride {
             let taken = min(n, max(1, maxBytes / max(1, stride)))
+            buffer.reserve(4 + taken * stride)
             buffer.append(fixedKind)
             if stride > 0, let base = inputs.baseAddress {
                 buffer.append(UnsafeRawBufferPointer(start: UnsafeRawPointer(base + from), count: taken * stride))
@@ -198,6 +201,7 @@ extension ProcessPool {
         }
         let start = reply.count
         do {
+            reply.reserve(16 + count * max(function.outStride, 16))
             let header = reply.count
             reply.append(UInt32(count))
             reply.append(UInt32(0))

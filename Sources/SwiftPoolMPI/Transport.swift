@@ -94,8 +94,11 @@ final class Transport: @unchecked Sendable {
         let rc = cpool_mpi_poll(&source, &tag, &count)
         if rc < 0 { throw MPIError(text: Transport.errorText(-rc)) }
         if rc == 0 { return nil }
-        var bytes = [UInt8](repeating: 0, count: count)
-        let got = bytes.withUnsafeMutableBytes { cpool_mpi_receive(source, tag, $0.baseAddress, count) }
+        var got: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            got = cpool_mpi_receive(source, tag, buffer.baseAddress, count)
+            initialized = count
+        }
         if got != 0 { throw MPIError(text: Transport.errorText(got), rank: Int(source)) }
         guard let t = Tag(rawValue: tag) else { return try poll() } // not ours: dropped
         return Message(source: Int(source), tag: t, bytes: bytes)
