@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -101,6 +102,30 @@ static cpool_pool_t *pool_with(uint32_t method, uint32_t workers, void (*adjust)
 
 static void fill(int64_t *a, size_t n) {
     for (size_t i = 0; i < n; i++) a[i] = (int64_t)i;
+}
+
+/* ------------------------------------------------------------ the table */
+
+static void test_definitions_are_listed_and_found(void) {
+    /* What a program compares across its processes (the ranks of an MPI job): every
+     * definition in order, each found again by name with the same type hash. */
+    cpool_definition_info_t info, again;
+    size_t n = 0, functions = 0, hooks = 0;
+    int scale_seen = 0;
+    while (cpool_definition_at(n, &info) == 0) {
+        CHECK_RC(cpool_definition_find(info.name, &again), 0);
+        CHECK(again.type_hash == info.type_hash && again.fn == info.fn && again.is_hook == info.is_hook);
+        if (info.is_hook) hooks++; else functions++;
+        if (strcmp(info.name, "scale") == 0) {
+            scale_seen = 1;
+            CHECK(info.in_bytes == 8 && info.out_bytes == 8 && info.ctx == &process_scaler);
+            CHECK(strcmp(info.type, "int64 -> int64") == 0);
+        }
+        n++;
+    }
+    CHECK(scale_seen && functions >= 2 && hooks >= 1);
+    CHECK_RC(cpool_definition_at(n, &info), -ENOENT);
+    CHECK_RC(cpool_definition_find("no such name", &info), CPOOL_E_UNKNOWN_FUNCTION);
 }
 
 /* ------------------------------------------------------------ spawn */
@@ -496,6 +521,7 @@ int main(void) {
         return 0;
     }
     watchdog(120);
+    RUN(test_definitions_are_listed_and_found);
     RUN(test_spawn_functions_by_every_route);
     RUN(test_spawn_worker_ids_and_shared_buffers);
     RUN(test_spawn_crash_timeout_cancel_lifespan);
