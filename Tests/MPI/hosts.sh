@@ -12,7 +12,11 @@ prefix=swpmpi$$
 subnet=10.231.77
 work=$(mktemp -d)
 cleanup() {
-  for i in 1 2 3; do ip netns del "$prefix-n$i" 2>/dev/null || true; done
+  # A host cut off keeps its Open MPI daemon: end every process of the namespaces first.
+  for i in 1 2 3; do
+    ip netns pids "$prefix-n$i" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns del "$prefix-n$i" 2>/dev/null || true
+  done
   ip netns del "$prefix-br" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -79,10 +83,15 @@ ip -n "$prefix-br" link set "b3-$$" down
 wait $job || true
 report cut "$work/cut"
 
-leftover=$(pgrep -f "$bin" || true)
+# Processes running the test program (matched by executable: this script's own command
+# line names it too).
+exe=$(realpath "$bin")
+leftover=$(for p in $(pgrep -f "$(basename "$bin")" || true); do
+  [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && echo "$p"
+done || true)
 if [ -n "$leftover" ]; then
   echo "FAIL processes of the hosts tests left behind: $leftover"
-  pkill -9 -f "$bin" || true
+  kill -9 $leftover 2>/dev/null || true
   failed=1
 fi
 exit $failed

@@ -9,7 +9,14 @@ cd "$(dirname "$0")/../.."
 bin=${1:-.build/debug/swiftpool-mpi-check}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 log=$(mktemp -d)
-trap 'rm -rf "$log"' EXIT
+# Open MPI's shared-memory files of jobs that were killed (a hung rank's) stay in
+# /dev/shm: those this run made are removed at the end.
+ls /dev/shm >"$log/shm-before" 2>/dev/null || true
+remove_new_shm() {
+  ls /dev/shm 2>/dev/null | grep -vxF -f "$log/shm-before" | grep '^vader_segment\.' | sed 's|^|/dev/shm/|' | xargs -r rm -f
+  rm -rf "$log"
+}
+trap remove_new_shm EXIT
 failed=0
 
 # scenario, limit in seconds, extra mpirun options, environment (name=value or -)
@@ -36,11 +43,22 @@ run lost-rerun 60 "--mca orte_enable_recovery 1" -
 # A stopped rank stays stopped: rank 0 reports it and ends the job, but mpirun waits for
 # the stopped process until the timeout kills it.
 run hang-fail 20 "--mca orte_enable_recovery 1" -
+# The stopped rank resumes: rank 0 is gone, so it must leave by itself within its
+# rankTimeout (3 s), its workers with it.
+exe=$(realpath "$bin")
+for p in $(pgrep -f "$(basename "$bin")" || true); do
+  [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && kill -CONT "$p" 2>/dev/null
+done
+sleep 6
 
-leftover=$(pgrep -f "$bin" || true)
+# Processes running the test program (matched by executable: this script's own command
+# line names it too).
+leftover=$(for p in $(pgrep -f "$(basename "$bin")" || true); do
+  [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && echo "$p"
+done || true)
 if [ -n "$leftover" ]; then
   echo "FAIL processes of the MPI tests left behind: $leftover"
-  pkill -9 -f "$bin" || true
+  kill -9 $leftover 2>/dev/null || true
   failed=1
 fi
 
