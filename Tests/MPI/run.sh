@@ -13,7 +13,8 @@ log=$(mktemp -d)
 # /dev/shm: those this run made are removed at the end.
 ls /dev/shm >"$log/shm-before" 2>/dev/null || true
 remove_new_shm() {
-  ls /dev/shm 2>/dev/null | grep -vxF -f "$log/shm-before" | grep '^vader_segment\.' | sed 's|^|/dev/shm/|' | xargs -r rm -f
+  { ls /dev/shm 2>/dev/null | grep -vxF -f "$log/shm-before" | grep '^vader_segment\.' | sed 's|^|/dev/shm/|' \
+      | xargs -r rm -f; } || true
   rm -rf "$log"
 }
 trap remove_new_shm EXIT
