@@ -40,6 +40,9 @@ final class Chunk: @unchecked Sendable {
 protocol ScheduledCall: AnyObject, Sendable {
     /// Whether the call has a chunk to hand out now.
     var wantsToSend: Bool { get }
+    /// Whether the call will hand out nothing more (`wantsToSend` is also false while its
+    /// reader is behind).
+    var inputEnded: Bool { get }
     /// Appends the next chunk of tasks for a rank with `workers` workers (of
     /// `totalWorkers` in the job) to `message`; returns its first index and count, nil
     /// when there is none.
@@ -328,7 +331,7 @@ final class WireCall<Input, Output>: ScheduledCall, @unchecked Sendable {
     }
 }
 
-extension WireCall: ExhaustionReporting {
+extension WireCall {
     var inputEnded: Bool {
         condition.lock()
         defer { condition.unlock() }

@@ -74,7 +74,9 @@ final class Driver: @unchecked Sendable {
                     }
                 }
             } catch let e as MPIError {
-                if let r = e.rank, r != 0 { lose(r, "MPI failed: \(e.text)") } else { busy = false }
+                // A failure towards one rank loses that rank; one without a rank (a probe)
+                // is tried again on the next turn, and silent ranks are still timed out.
+                if let r = e.rank, r != 0 { lose(r, "MPI failed: \(e.text)") }
             } catch {}
             let now = ContinuousClock.now
             if now - lastBeat >= configuration.heartbeatInterval {

@@ -74,7 +74,7 @@ final class Scheduler: @unchecked Sendable {
             chunk = rerun.removeFirst().renumbered(nextID)
         } else {
             let totalWorkers = ranks.reduce(0) { $0 + ($1.lost == nil ? $1.workers : 0) }
-            calls.removeAll { !$0.wantsToSend && isExhausted($0) }
+            calls.removeAll { $0.inputEnded }
             for call in calls where call.wantsToSend {
                 let m = WireBuffer(capacity: 4096)
                 m.append(nextID)
@@ -93,12 +93,6 @@ final class Scheduler: @unchecked Sendable {
         nextID += 1
         ranks[rank].inFlight[chunk.id] = chunk
         return chunk
-    }
-
-    /// A call that will hand out nothing more (`wantsToSend` is false also while its
-    /// reader is behind; such a call stays).
-    private func isExhausted(_ call: any ScheduledCall) -> Bool {
-        (call as? any ExhaustionReporting)?.inputEnded ?? false
     }
 
     /// Rank 0's own chunks: waits for one (nil once `stop` says so).
@@ -170,6 +164,3 @@ final class Scheduler: @unchecked Sendable {
         kick()
     }
 }
-
-/// A call that can say its input has ended for good.
-protocol ExhaustionReporting { var inputEnded: Bool { get } }
