@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "SwiftPoolMPI", dependencies: ["SwiftPool", "CPoolCore", "CPoolMPI"]),
         // The program the MPI tests run under mpirun (Tests/MPI/run.sh).
         .executableTarget(name: "swiftpool-mpi-check", dependencies: ["SwiftPool", "SwiftPoolMPI"], path: "Tests/MPI",
-                          exclude: ["run.sh", "hosts.sh"]),
+                          exclude: ["run.sh", "hosts.sh", "processes.sh"]),
         // What the tests' spawned workers run: the functions both sides define by name,
         // and the program that serves them (the test bundle's own main is SwiftPM's).
         .target(name: "SwiftPoolSpawnFunctions", dependencies: ["SwiftPool"], path: "Tests/SpawnFunctions"),

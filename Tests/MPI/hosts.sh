@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=$(realpath "${1:-.build/debug/swiftpool-mpi-check}")
+source Tests/MPI/processes.sh
 prefix=swpmpi$$
 subnet=10.231.77
 work=$(mktemp -d)
@@ -83,25 +84,7 @@ ip -n "$prefix-br" link set "b3-$$" down
 wait $job || true
 report cut "$work/cut"
 
-# Processes running the test program (matched by executable: this script's own command
-# line names it too). The cut-off rank leaves by itself once rank 0 has been silent for its
-# rankTimeout and its chunk has ended: it gets 20 s.
-exe=$(realpath "$bin")
-ours() {
-  for p in $(pgrep -f "$(basename "$bin")" || true); do
-    [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && echo "$p"
-  done
-  true
-}
-for _ in $(seq 1 200); do [ -z "$(ours)" ] && break; sleep 0.1; done
-leftover=$(ours)
-if [ -n "$leftover" ]; then
-  for p in $leftover; do
-    echo "== left behind: $p (parent $(awk '/^PPid/ {print $2}' "/proc/$p/status" 2>/dev/null))"
-    command -v gdb >/dev/null && gdb -p "$p" -batch -ex "thread apply all bt 12" 2>/dev/null | grep -E '^#[0-9]+ +0x.* in [A-Za-z_$]' | cut -c1-160 | head -30
-  done
-  echo "FAIL processes of the hosts tests left behind: $leftover"
-  kill -9 $leftover 2>/dev/null || true
-  failed=1
-fi
+# The cut-off rank leaves by itself once rank 0 has been silent for its rankTimeout and
+# its chunk has ended: it gets 20 s.
+check_left_behind 20 || failed=1
 exit $failed

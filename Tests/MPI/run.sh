@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-.build/debug/swiftpool-mpi-check}
+source Tests/MPI/processes.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 log=$(mktemp -d)
 # Open MPI's shared-memory files of jobs that were killed (a hung rank's) stay in
@@ -46,22 +47,8 @@ run lost-rerun 60 "--mca orte_enable_recovery 1" -
 run hang-fail 20 "--mca orte_enable_recovery 1" -
 # The stopped rank resumes: rank 0 is gone, so it must leave by itself within its
 # rankTimeout (3 s), its workers with it.
-exe=$(realpath "$bin")
-for p in $(pgrep -f "$(basename "$bin")" || true); do
-  [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && kill -CONT "$p" 2>/dev/null
-done
-sleep 6
-
-# Processes running the test program (matched by executable: this script's own command
-# line names it too).
-leftover=$(for p in $(pgrep -f "$(basename "$bin")" || true); do
-  [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && echo "$p"
-done || true)
-if [ -n "$leftover" ]; then
-  echo "FAIL processes of the MPI tests left behind: $leftover"
-  kill -9 $leftover 2>/dev/null || true
-  failed=1
-fi
+for p in $(test_processes); do kill -CONT "$p" 2>/dev/null || true; done
+check_left_behind 20 || failed=1
 
 if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && command -v unshare >/dev/null; then
   Tests/MPI/hosts.sh "$bin" || failed=1
